@@ -1,0 +1,8 @@
+"""sparse-zoo: dynamically sparse vision models for timm, and a corruption-robustness benchmark.
+
+Importing the package registers every zoo variant with timm's model registry
+(timm has no plugin entry points, so the import is what registers).
+"""
+from .version import __version__
+
+__all__ = ["__version__"]

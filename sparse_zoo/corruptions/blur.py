@@ -1,0 +1,1 @@
+"""ImageNet-C blur corruptions (Hendrycks & Dietterich 2019)."""

@@ -1,0 +1,1 @@
+"""ImageNet-C-bar corruptions (Mintun et al. 2021)."""

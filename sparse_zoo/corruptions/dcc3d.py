@@ -1,0 +1,1 @@
+"""3D Common Corruptions (Kar et al. 2022)."""

@@ -1,0 +1,1 @@
+"""ImageNet-C digital corruptions (Hendrycks & Dietterich 2019)."""

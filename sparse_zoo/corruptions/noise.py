@@ -1,0 +1,1 @@
+"""ImageNet-C noise corruptions (Hendrycks & Dietterich 2019)."""

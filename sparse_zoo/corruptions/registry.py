@@ -1,0 +1,153 @@
+"""The corruption registry: each corruption is one pure function beside its parameter table.
+
+A corruption function takes ``(x, p, rng, *, depth)`` where ``x`` is a float32 batch
+(B, C, H, W) in [0, 1] on any device, ``p`` is the parameter entry of the severity
+(from the table for the image resolution), ``rng`` a :class:`~.rng.Stream` of
+per-sample draws and ``depth`` an optional (B, 1, H, W) depth map; it returns a
+float batch of the same shape. ``apply`` does the validation, dtype handling,
+table lookup, seeding and clipping once for all of them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .rng import Stream, sample_keys
+
+CorruptionFn = Callable[..., torch.Tensor]
+
+SUITES: dict[str, tuple[str, ...]] = {
+    "imagenet-c": (
+        "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+        "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+        "jpeg_compression"),
+    "imagenet-c-extra": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
+    "imagenet-c-bar": (
+        "blue_noise_sample", "brownish_noise", "caustic_refraction", "checkerboard_cutout",
+        "cocentric_sine_waves", "inverse_sparkles", "perlin_noise", "plasma_noise",
+        "single_frequency_greyscale", "sparkles"),
+    "3dcc": (
+        "near_focus", "far_focus", "fog_3d", "flash", "color_quant", "low_light", "xy_motion_blur",
+        "z_motion_blur", "iso_noise", "bit_error", "h265_crf", "h265_abr"),
+}
+SUITES["cifar-c"] = SUITES["imagenet-c"] + SUITES["imagenet-c-extra"]
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """One registered corruption: its function and its per-resolution severity tables.
+
+    ``tables`` maps a reference resolution (32, 64, 224 for the ImageNet-C family)
+    to the five severity entries; corruptions with a single table use key 0.
+    """
+
+    name: str
+    fn: CorruptionFn
+    tables: Mapping[int, Sequence[Any]]
+    uses_depth: bool = False
+    notes: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def table_for(self, size: int, resolution: int | None = None) -> tuple[int, Sequence[Any]]:
+        """The table of ``resolution``, or of the reference size closest to the image size."""
+        keys = sorted(self.tables)
+        if resolution is not None:
+            if resolution not in self.tables:
+                raise ValueError(f"{self.name}: no table for resolution {resolution}; have {keys}")
+            return resolution, self.tables[resolution]
+        best = min(keys, key=lambda k: (abs(k - size), k))
+        return best, self.tables[best]
+
+    def params(self, severity: int, size: int, resolution: int | None = None) -> Any:
+        return self.table_for(size, resolution)[1][severity - 1]
+
+
+REGISTRY: dict[str, Corruption] = {}
+
+
+def register(name: str, tables: Mapping[int, Sequence[Any]] | Sequence[Any], *, uses_depth: bool = False,
+             notes: str = "", **extra: Any) -> Callable[[CorruptionFn], CorruptionFn]:
+    """Register ``fn`` under ``name`` with its severity table(s) (a sequence means one table)."""
+    if not isinstance(tables, Mapping):
+        tables = {0: tuple(tables)}
+    for res, table in tables.items():
+        if len(table) != 5:
+            raise ValueError(f"{name}: table for {res} must have 5 severities, has {len(table)}")
+
+    def wrap(fn: CorruptionFn) -> CorruptionFn:
+        if name in REGISTRY:
+            raise ValueError(f"corruption {name!r} registered twice")
+        REGISTRY[name] = Corruption(name, fn, dict(tables), uses_depth, notes, dict(extra))
+        return fn
+    return wrap
+
+
+def suites() -> list[str]:
+    return sorted(SUITES)
+
+
+def names(suite: str = "imagenet-c") -> list[str]:
+    """The corruption names of a suite, in the benchmark's canonical order."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown corruption suite {suite!r}; valid: {', '.join(suites())}")
+    return list(SUITES[suite])
+
+
+def get(name: str) -> Corruption:
+    _load_all()
+    if name not in REGISTRY:
+        raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def _load_all() -> None:
+    """Import the modules that register corruptions (lazily, so importing the registry is cheap)."""
+    from . import _modules  # noqa: F401
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] not in (1, 3):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (B, C, H, W) tensor with C in (1, 3), got {shape}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise ValueError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
+    if images.is_floating_point() and images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError("float images must lie in [0, 1]; divide uint8 data by 255 or pass it as uint8")
+
+
+def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
+          sample_ids: Sequence[int] | torch.Tensor | None = None, depth: torch.Tensor | None = None,
+          resolution: int | None = None) -> torch.Tensor:
+    """Corrupt a batch; returns the same dtype, shape and device.
+
+    ``sample_ids`` (default 0..B-1) identify the samples: sample i's random draws
+    depend only on (seed, sample_ids[i], name, severity). uint8 results are
+    truncated from [0, 255] floats like the reference scripts' ``np.uint8``.
+    """
+    corruption = get(name)
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+        raise ValueError(f"severity must be an integer from 1 to 5, got {severity!r}")
+    _check_images(images)
+    b, _, h, w = images.shape
+    if depth is not None:
+        if not isinstance(depth, torch.Tensor) or depth.dim() not in (3, 4) or depth.shape[0] != b \
+                or tuple(depth.shape[-2:]) != (h, w) or (depth.dim() == 4 and depth.shape[1] != 1):
+            raise ValueError(f"depth must be (B, 1, H, W) or (B, H, W) = ({b}, 1, {h}, {w}), "
+                             f"got {tuple(depth.shape) if isinstance(depth, torch.Tensor) else depth!r}")
+        depth = depth.reshape(b, 1, h, w).to(images.device, torch.float32)
+    if sample_ids is None:
+        sample_ids = torch.arange(b)
+    sample_ids = torch.as_tensor(sample_ids).reshape(-1)
+    if sample_ids.numel() != b:
+        raise ValueError(f"sample_ids has {sample_ids.numel()} entries for a batch of {b}")
+    x = images.to(torch.float32) / 255.0 if images.dtype == torch.uint8 else images.to(torch.float32)
+    rng = Stream(sample_keys(seed, sample_ids, name, severity), images.device)
+    p = corruption.params(severity, max(h, w), resolution)
+    kwargs = {"depth": depth} if corruption.uses_depth else {}
+    out = corruption.fn(x, p, rng, **kwargs).clamp_(0.0, 1.0)
+    if images.dtype == torch.uint8:
+        return (out * 255.0).to(torch.uint8)
+    return out.to(images.dtype)

@@ -1,0 +1,1 @@
+"""ImageNet-C weather corruptions and motion blur (Hendrycks & Dietterich 2019)."""
