@@ -34,6 +34,11 @@ SUITES: dict[str, tuple[str, ...]] = {
         "z_motion_blur", "iso_noise", "bit_error", "h265_crf", "h265_abr"),
 }
 SUITES["cifar-c"] = SUITES["imagenet-c"] + SUITES["imagenet-c-extra"]
+# Schiappa et al. (2023): per-clip corruptions of the video benchmark (``corruptions.video``).
+SUITES["video"] = (
+    "motion_blur", "compression", "defocus_blur", "gaussian_noise", "shot_noise", "impulse_noise",
+    "zoom_blur", "rotate", "static_rotate", "speckle_noise", "sampling", "reverse_sampling", "jumble",
+    "box_jumble", "freeze", "translate")
 
 
 @dataclass(frozen=True)
