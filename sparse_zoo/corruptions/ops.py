@@ -1,0 +1,414 @@
+"""Pure functional torch kernels shared by the corruptions.
+
+Every op works on float32 batches (B, C, H, W) on any device and reproduces the
+numerics of the library the reference scripts call (OpenCV, scipy.ndimage,
+scikit-image, Pillow, libjpeg), so each corruption can stay a short formula.
+
+Border modes use scipy.ndimage's names:
+
+=========  ===================  ==================  ===============
+mode       pads ``abcd`` as     OpenCV              numpy.pad
+=========  ===================  ==================  ===============
+mirror     ``dcb|abcd|cba``     BORDER_REFLECT_101  reflect
+reflect    ``dcba|abcd|dcba``   BORDER_REFLECT      symmetric
+nearest    ``aaa|abcd|ddd``     BORDER_REPLICATE    edge
+wrap       ``bcd|abcd|abc``     BORDER_WRAP         wrap
+constant   ``000|abcd|000``     BORDER_CONSTANT     constant
+=========  ===================  ==================  ===============
+
+Linear filters are applied as matrices with the border folded in (``filter_matrix``):
+one batched matmul per axis is exact for any kernel size, including kernels wider
+than the image (elastic transform), and faster than a padded convolution on CPU.
+"""
+from __future__ import annotations
+
+import math
+import torch
+import torch.nn.functional as F
+
+from .rng import Stream, sample_keys
+
+MODES = ("mirror", "reflect", "nearest", "wrap", "constant")
+
+
+# --------------------------------------------------------------------------- borders and filters
+
+def border_index(n: int, lo: int, hi: int, mode: str, device: torch.device | str | None = None) -> torch.Tensor:
+    """Source index of positions ``-lo .. n + hi - 1`` of a length-``n`` axis padded with ``mode``.
+
+    Positions outside the image in ``constant`` mode map to -1.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown border mode {mode!r}; valid: {', '.join(MODES)}")
+    i = torch.arange(-lo, n + hi, device=device)
+    if mode == "nearest":
+        return i.clamp(0, n - 1)
+    if mode == "wrap":
+        return i.remainder(n)
+    if mode == "constant":
+        return torch.where((i >= 0) & (i < n), i, torch.full_like(i, -1))
+    if mode == "mirror" and n == 1:
+        return torch.zeros_like(i)
+    period = 2 * n if mode == "reflect" else 2 * n - 2
+    j = i.remainder(period)
+    return torch.where(j < n, j, period - (1 if mode == "reflect" else 0) - j)
+
+
+def pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int, mode: str = "mirror") -> torch.Tensor:
+    """Pad the last two dims of ``x`` with any border mode and any width (even wider than the image)."""
+    rows = border_index(x.shape[-2], top, bottom, mode, x.device)
+    cols = border_index(x.shape[-1], left, right, mode, x.device)
+    if mode == "constant":
+        x = F.pad(x, (0, 1, 0, 1))  # index -1 now reads a zero
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def filter_matrix(n: int, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
+    """(n, n) matrix (or (B, n, n) for a (B, K) kernel) of a 1-D correlation with the border folded in.
+
+    Row i holds the weights of ``sum_k kernel[k] * x[i + k - K // 2]`` (the anchor of
+    ``cv2.filter2D`` and ``scipy.ndimage.correlate1d``), with out-of-range taps
+    redirected by ``mode``.
+    """
+    batched = kernel.dim() == 2
+    kernel = kernel.reshape(-1, kernel.shape[-1]).to(torch.float64)
+    size = kernel.shape[-1]
+    anchor = size // 2
+    src = border_index(n, anchor, size - 1 - anchor, mode, kernel.device)
+    rows = torch.arange(n, device=kernel.device).unsqueeze(1).expand(n, size)
+    cols = src.unfold(0, size, 1)  # (n, K): source index of tap k for output i
+    keep = cols >= 0
+    m = torch.zeros(kernel.shape[0], n, n, dtype=torch.float64, device=kernel.device)
+    for b in range(kernel.shape[0]):
+        weights = kernel[b].unsqueeze(0).expand(n, size)
+        m[b].index_put_((rows[keep], cols[keep]), weights[keep], accumulate=True)
+    m = m.to(torch.float32)
+    return m if batched else m[0]
+
+
+def apply_matrices(x: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor | None) -> torch.Tensor:
+    """``rows @ x @ cols.T`` on the last two dims; a (B, n, m) matrix acts per sample."""
+    def per_sample(m: torch.Tensor) -> torch.Tensor:
+        m = m.to(x.device, x.dtype)
+        return m.unsqueeze(1) if m.dim() == 3 else m
+    if rows is not None:
+        x = torch.matmul(per_sample(rows), x)
+    if cols is not None:
+        x = torch.matmul(x, per_sample(cols).transpose(-1, -2))
+    return x
+
+
+def separable_filter(x: torch.Tensor, kernel_rows: torch.Tensor, kernel_cols: torch.Tensor | None = None,
+                     mode: str = "mirror") -> torch.Tensor:
+    """Correlate columns with ``kernel_rows`` (vertical pass) and rows with ``kernel_cols`` (default: the same)."""
+    kernel_cols = kernel_rows if kernel_cols is None else kernel_cols
+    return apply_matrices(x, filter_matrix(x.shape[-2], kernel_rows.to(x.device), mode),
+                          filter_matrix(x.shape[-1], kernel_cols.to(x.device), mode))
+
+
+def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
+    """``cv2.filter2D``: 2-D correlation of every channel with a (kh, kw) or per-sample (B, kh, kw) kernel."""
+    b, c, h, w = x.shape
+    kernel = kernel.to(x.device, x.dtype)
+    kh, kw = kernel.shape[-2:]
+    xp = pad(x, kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2, mode)
+    if kernel.dim() == 2:
+        return F.conv2d(xp.reshape(b * c, 1, *xp.shape[-2:]), kernel[None, None]).reshape(b, c, h, w)
+    weight = kernel.repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, kh, kw)
+    return F.conv2d(xp.reshape(1, b * c, *xp.shape[-2:]), weight, groups=b * c).reshape(b, c, h, w)
+
+
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """scipy.ndimage's Gaussian: radius ``int(truncate * sigma + 0.5)``, normalised to sum 1."""
+    radius = int(truncate * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (x / sigma) ** 2) if sigma > 0 else (x == 0).to(torch.float64)
+    return k / k.sum()
+
+
+def cv2_gaussian_kernel1d(ksize: int, sigma: float) -> torch.Tensor:
+    """``cv2.getGaussianKernel(ksize, sigma)`` for sigma > 0."""
+    x = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2
+    k = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, *, truncate: float = 4.0, mode: str = "nearest") -> torch.Tensor:
+    """``skimage.filters.gaussian`` over the spatial dims (its defaults: truncate 4, mode 'nearest')."""
+    return separable_filter(x, gaussian_kernel1d(sigma, truncate), mode=mode)
+
+
+def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
+    """The reference's anti-aliased defocus disk (``disk`` in make_imagenet_c.py).
+
+    A 0/1 disk on a grid of half-width max(8, radius), normalised to sum 1, then
+    ``cv2.GaussianBlur`` with ksize 3 (5 for radius > 8) and BORDER_REFLECT_101,
+    without renormalising afterwards, as the reference does.
+    """
+    half, ksize = (8, 3) if radius <= 8 else (int(radius), 5)
+    grid = torch.arange(-half, half + 1, dtype=torch.float64)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+    disk = ((xx ** 2 + yy ** 2) <= radius ** 2).to(torch.float64)
+    disk = disk / disk.sum()
+    k = cv2_gaussian_kernel1d(ksize, alias_blur)
+    m = filter_matrix(disk.shape[0], k, "mirror").to(torch.float64)
+    return (m @ disk @ m.T).to(torch.float32)
+
+
+# --------------------------------------------------------------------------- colour
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """``skimage.color.rgb2hsv`` on (B, 3, H, W): hue in [0, 1), 0 where the pixel is grey."""
+    r, g, b = x.unbind(1)
+    v, _ = x.max(1)
+    delta = v - x.min(1).values
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    s = torch.where(v > 0, delta / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
+    # skimage assigns r, then g, then b: the last channel equal to the max wins
+    h = torch.where(b == v, 4.0 + (r - g) / safe, torch.where(g == v, 2.0 + (b - r) / safe, (g - b) / safe))
+    h = torch.where(delta > 0, (h / 6.0).remainder(1.0), torch.zeros_like(h))
+    return torch.stack((h, s, v), 1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """``skimage.color.hsv2rgb`` on (B, 3, H, W)."""
+    h, s, v = x.unbind(1)
+    h6 = h * 6.0
+    hi = torch.floor(h6)
+    f = h6 - hi
+    hi = hi.remainder(6).to(torch.int64)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    # rows: hi = 0..5; columns: r, g, b
+    table = torch.stack((torch.stack((v, t, p)), torch.stack((q, v, p)), torch.stack((p, v, t)),
+                         torch.stack((p, q, v)), torch.stack((t, p, v)), torch.stack((v, p, q))))
+    index = hi.unsqueeze(0).unsqueeze(0).expand(1, 3, *hi.shape)
+    return table.gather(0, index)[0].movedim(0, 1)
+
+
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) luma of ``cv2.cvtColor(x, COLOR_RGB2GRAY)`` (0.299 R + 0.587 G + 0.114 B)."""
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    return (x * w.view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+# --------------------------------------------------------------------------- resampling
+
+def _lerp_axis(x: torch.Tensor, coords: torch.Tensor, dim: int) -> torch.Tensor:
+    """Linear interpolation of ``x`` along ``dim`` at float64 pixel coordinates inside [0, n - 1]."""
+    n = x.shape[dim]
+    lo = coords.floor().clamp(0, n - 1)
+    w = (coords - lo).to(x.dtype)
+    lo = lo.to(torch.int64)
+    hi = (lo + 1).clamp(max=n - 1)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    a, b = x.index_select(dim, lo), x.index_select(dim, hi)
+    return torch.lerp(a, b, w.view(shape))
+
+
+def clipped_zoom_coords(n: int, zoom: float, device: torch.device | str | None = None) -> torch.Tensor:
+    """Source coordinates of the reference's ``clipped_zoom`` along one axis of length ``n``.
+
+    It crops the central ``ceil(n / zoom)`` pixels, zooms them with
+    ``scipy.ndimage.zoom(order=1)`` (which maps the corner pixels onto each other)
+    to ``round(crop * zoom)`` pixels and trims the centre ``n`` back out.
+    """
+    crop = int(math.ceil(n / zoom))
+    top = (n - crop) // 2
+    out = int(round(crop * zoom))
+    trim = (out - n) // 2
+    step = (crop - 1) / (out - 1) if out > 1 else 0.0
+    return top + (torch.arange(n, device=device, dtype=torch.float64) + trim) * step
+
+
+def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
+    """Zoom into the centre of every image by ``zoom`` >= 1, keeping the size (bilinear, like the reference)."""
+    h, w = x.shape[-2:]
+    x = _lerp_axis(x, clipped_zoom_coords(h, zoom, x.device), -2)
+    return _lerp_axis(x, clipped_zoom_coords(w, zoom, x.device), -1)
+
+
+def pil_resize_matrix(n_in: int, n_out: int, filter: str = "box") -> torch.Tensor:
+    """(n_out, n_in) weights of Pillow's resampling along one axis (``precompute_coeffs`` in Resample.c).
+
+    Supported filters: 'box' (``Image.BOX``) and 'bilinear' (``Image.BILINEAR``).
+    """
+    filters = {"box": (0.5, lambda t: ((t > -0.5) & (t <= 0.5)).to(torch.float64)),
+               "bilinear": (1.0, lambda t: (1.0 - t.abs()).clamp(min=0.0))}
+    if filter not in filters:
+        raise ValueError(f"unknown resize filter {filter!r}; valid: {', '.join(filters)}")
+    support, fn = filters[filter]
+    scale = n_in / n_out
+    filterscale = max(scale, 1.0)
+    support *= filterscale
+    m = torch.zeros(n_out, n_in, dtype=torch.float64)
+    for i in range(n_out):
+        center = (i + 0.5) * scale
+        lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), n_in)
+        w = fn((torch.arange(lo, hi, dtype=torch.float64) - center + 0.5) / filterscale)
+        m[i, lo:hi] = w / w.sum() if w.sum() != 0 else w
+    return m.to(torch.float32)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit grid (k / 255), as storing an intermediate image as uint8 does."""
+    return torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
+
+
+def pil_resize(x: torch.Tensor, size: tuple[int, int], filter: str = "box") -> torch.Tensor:
+    """``PIL.Image.resize`` of an 8-bit image: horizontal pass, round to uint8, vertical pass, round."""
+    h, w = x.shape[-2:]
+    if size[1] != w:
+        x = quantize(apply_matrices(x, None, pil_resize_matrix(w, size[1], filter).to(x.device)))
+    if size[0] != h:
+        x = quantize(apply_matrices(x, pil_resize_matrix(h, size[0], filter).to(x.device), None))
+    return x
+
+
+def remap(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
+    """Bilinear sampling of ``x`` at pixel coordinates (B, H', W') ``rows``/``cols``.
+
+    ``mode`` 'reflect' is ``scipy.ndimage.map_coordinates(order=1, mode='reflect')``,
+    'mirror' is ``cv2.remap``/``warpAffine`` with BORDER_REFLECT_101 (OpenCV's 1/32 px
+    fixed-point weights are not reproduced), 'nearest' and 'constant' as named.
+    """
+    padding = {"reflect": ("reflection", False), "mirror": ("reflection", True), "nearest": ("border", True),
+               "constant": ("zeros", True)}
+    if mode not in padding:
+        raise ValueError(f"remap supports border modes {', '.join(padding)}, got {mode!r}")
+    padding_mode, align = padding[mode]
+    h, w = x.shape[-2:]
+    if align:
+        gx, gy = cols * (2.0 / max(w - 1, 1)) - 1.0, rows * (2.0 / max(h - 1, 1)) - 1.0
+    else:
+        gx, gy = (2.0 * cols + 1.0) / w - 1.0, (2.0 * rows + 1.0) / h - 1.0
+    grid = torch.stack((gx, gy), -1).to(x.dtype)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align)
+
+
+def pixel_grid(b: int, h: int, w: int, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, W) float64 row and column coordinates of every pixel."""
+    rows = torch.arange(h, device=device, dtype=torch.float64).view(1, h, 1).expand(b, h, w)
+    cols = torch.arange(w, device=device, dtype=torch.float64).view(1, 1, w).expand(b, h, w)
+    return rows, cols
+
+
+def affine_from_points(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """``cv2.getAffineTransform`` for a batch: (B, 3, 2) point sets (x, y) to (B, 2, 3) matrices."""
+    ones = torch.ones(*src.shape[:-1], 1, dtype=torch.float64, device=src.device)
+    a = torch.cat((src.to(torch.float64), ones), -1)  # (B, 3, 3)
+    return torch.linalg.solve(a, dst.to(torch.float64)).transpose(-1, -2)
+
+
+def warp_affine(x: torch.Tensor, matrix: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
+    """``cv2.warpAffine(x, M, (W, H), borderMode=...)``: dst(p) = src(M^-1 p), bilinear, per-sample (B, 2, 3) M."""
+    b, _, h, w = x.shape
+    full = torch.zeros(b, 3, 3, dtype=torch.float64, device=x.device)
+    full[:, :2] = matrix.to(x.device, torch.float64)
+    full[:, 2, 2] = 1.0
+    inv = torch.linalg.inv(full)
+    rows, cols = pixel_grid(b, h, w, x.device)
+    src_x = inv[:, 0, 0, None, None] * cols + inv[:, 0, 1, None, None] * rows + inv[:, 0, 2, None, None]
+    src_y = inv[:, 1, 0, None, None] * cols + inv[:, 1, 1, None, None] * rows + inv[:, 1, 2, None, None]
+    return remap(x, src_y, src_x, mode)
+
+
+# --------------------------------------------------------------------------- codecs
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float [0, 1] to uint8 by rounding (an image that came from uint8 round-trips exactly)."""
+    return torch.round(x.clamp(0, 1) * 255.0).to(torch.uint8)
+
+
+def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encode every image as a baseline JPEG (libjpeg defaults: 4:2:0, like PIL) at ``quality`` and decode it.
+
+    Runs through torchvision.io (libjpeg-turbo on CPU, nvJPEG on CUDA).
+    """
+    from torchvision.io import decode_jpeg, encode_jpeg
+    data = encode_jpeg(list(to_uint8(x)), quality=int(quality))
+    images = decode_jpeg(data, device=x.device)
+    return torch.stack(images).to(x.dtype) / 255.0
+
+
+# --------------------------------------------------------------------------- random draws
+
+def element_stream(rng: Stream, rows: torch.Tensor, index: torch.Tensor, tag: str) -> Stream:
+    """A Stream with one row per selected element ``(rows[i], index[i])`` of ``rng``'s samples.
+
+    Lets rejection samplers redraw only the elements still pending: the draws of an
+    element depend on its sample's key, its flat index and ``tag``, never on which
+    other elements are pending, so results stay independent of batch composition.
+    """
+    ids = (rng.keys[rows.to(rng.device), 0] << 32) | index.to(rng.device, torch.int64)
+    return Stream(sample_keys(0, ids, tag, rng.calls), rng.device)
+
+
+def poisson(rng: Stream, lam: torch.Tensor, *, threshold: float = 10.0) -> torch.Tensor:
+    """Exact Poisson draws with per-element rates ``lam`` (B, ...), as numpy's ``random.poisson`` splits it.
+
+    Rates below ``threshold`` use inversion (sequential CDF search, vectorised over
+    the elements still searching); larger rates use Hörmann's transformed rejection
+    with squeeze (PTRS, 1993), redrawing only rejected elements from
+    :func:`element_stream` until all are accepted.
+    """
+    b = lam.shape[0]
+    flat = lam.reshape(b, -1)
+    n = flat.shape[1]
+    u, v = rng.uniform(n), rng.uniform(n)
+    out = torch.zeros_like(flat)
+    small = flat < threshold
+    out[small] = _poisson_inversion(flat[small], v[small])
+    big = ~small
+    if big.any():
+        rows, index = big.nonzero(as_tuple=True)
+        out[rows, index] = _poisson_ptrs(rng, flat[big].to(torch.float64), u[big], v[big], rows, index)
+    return out.reshape(lam.shape)
+
+
+def _poisson_inversion(lam: torch.Tensor, u: torch.Tensor, max_steps: int = 200) -> torch.Tensor:
+    k = torch.zeros_like(lam)
+    p = torch.exp(-lam.to(torch.float64))
+    cdf = p.clone()
+    todo = (u > cdf).nonzero(as_tuple=True)[0]
+    lam_t, u_t, p_t, cdf_t = lam[todo].to(torch.float64), u[todo], p[todo], cdf[todo]
+    step = 0
+    while todo.numel() and step < max_steps:  # the CDF reaches u after k steps: at most the largest draw
+        step += 1
+        k[todo] = step
+        p_t = p_t * lam_t / step
+        cdf_t = cdf_t + p_t
+        keep = (u_t > cdf_t) & (p_t > 0)
+        todo, lam_t, u_t, p_t, cdf_t = todo[keep], lam_t[keep], u_t[keep], p_t[keep], cdf_t[keep]
+    return k
+
+
+def _poisson_ptrs(rng: Stream, lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor, rows: torch.Tensor,
+                  index: torch.Tensor) -> torch.Tensor:
+    slam, loglam = lam.sqrt(), lam.log()
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2)
+    out = torch.empty_like(lam)
+    todo = torch.arange(lam.numel(), device=lam.device)
+    attempt = 0
+    while todo.numel():
+        if attempt:
+            draws = element_stream(rng, rows[todo], index[todo], f"poisson/{attempt}").uniform(2)
+            u, v = draws[:, 0], draws[:, 1]
+        uu, vv = u.to(torch.float64) - 0.5, v.to(torch.float64)
+        us = 0.5 - uu.abs()
+        ab = a[todo], b[todo]
+        k = torch.floor((2 * ab[0] / us + ab[1]) * uu + lam[todo] + 0.43)
+        accept = (us >= 0.07) & (vv <= vr[todo])
+        log_ok = (torch.log(vv) + torch.log(invalpha[todo]) - torch.log(ab[0] / (us * us) + ab[1])
+                  <= -lam[todo] + k * loglam[todo] - torch.lgamma(k + 1))
+        accept |= (k >= 0) & ~((us < 0.013) & (vv > us)) & log_ok
+        out[todo[accept]] = k[accept]
+        todo = todo[~accept]
+        attempt += 1
+    return out.to(torch.float32)
+
