@@ -30,13 +30,15 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 def batches(dataset: Dataset, batch_size: int, limit: int | None = None,
             device: torch.device | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(images in [0, 1], labels) batches of the first ``limit`` samples, in dataset order.
+    """(images in [0, 1], labels) batches of ``limit`` evenly spaced samples (all when None).
 
-    The dataset must yield un-normalised images (uint8, or float in [0, 1]); the
-    analyses filter or perturb pixels before the model's own normalisation.
+    Even spacing keeps a subset of a class-sorted folder class-balanced. The dataset
+    must yield un-normalised images (uint8, or float in [0, 1]); the analyses filter
+    or perturb pixels before the model's own normalisation.
     """
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    subset = torch.utils.data.Subset(dataset, range(n))
+    n = len(dataset)
+    indices = range(n) if limit is None or limit >= n else torch.linspace(0, n - 1, limit).long().tolist()
+    subset = torch.utils.data.Subset(dataset, indices)
     for images, labels in DataLoader(subset, batch_size=batch_size, shuffle=False):
         yield to_float(images).to(device), torch.as_tensor(labels).to(device)
 
