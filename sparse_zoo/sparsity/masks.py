@@ -87,17 +87,25 @@ def maskable_layers(model: nn.Module, config: MaskConfig | None = None) -> dict[
 
 
 def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask with exactly ``k`` True at the largest ``scores``; ties go to the lower flat index."""
+    """Bool mask with exactly ``k`` True at the largest ``scores``; ties go to the lower flat index.
+
+    Linear-time selection (``kthvalue``) instead of a full sort: the k-th largest
+    score is the threshold, everything above it is kept, and the remaining slots
+    go to the threshold-valued entries with the lowest flat indices (the same
+    result as a stable descending sort). ``scores`` must not contain NaN.
+    """
     flat = scores.reshape(-1)
-    if not 0 <= k <= flat.numel():
-        raise ValueError(f"k={k} is outside [0, {flat.numel()}]")
-    mask = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    if k == flat.numel():
-        mask.fill_(True)
-    elif k > 0:
-        order = torch.argsort(flat, descending=True, stable=True)
-        mask[order[:k]] = True
-    return mask.view_as(scores)
+    n = flat.numel()
+    if not 0 <= k <= n:
+        raise ValueError(f"k={k} is outside [0, {n}]")
+    if k == 0 or k == n:
+        return torch.full(scores.shape, k == n, dtype=torch.bool, device=flat.device)
+    threshold = flat.kthvalue(n - k + 1).values
+    mask = flat > threshold
+    need = k - int(mask.sum())
+    ties = torch.nonzero(flat == threshold).squeeze(1)[:need]
+    mask[ties] = True
+    return mask.view(scores.shape)
 
 
 def has_mask(module: nn.Module, param: str = "weight") -> bool:
