@@ -1,1 +1,105 @@
-"""ImageNet-C digital corruptions (Hendrycks & Dietterich 2019)."""
+"""ImageNet-C digital corruptions (Hendrycks & Dietterich 2019).
+
+Tables from the reference scripts at 32, 64 and 224 px; other sizes use the closest
+table (lengths in pixels as given; pixelate scales the image's own size).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from . import ops
+from .registry import register
+from .rng import Stream
+
+
+@register("brightness", tables={32: (.05, .1, .15, .2, .3), 64: (.1, .2, .3, .4, .5),
+                                224: (.1, .2, .3, .4, .5)})
+def brightness(x: torch.Tensor, shift: float, rng: Stream) -> torch.Tensor:
+    """HSV value + shift, clipped to 1 (``skimage.color`` round trip).
+
+    Hue and saturation stay fixed, so every channel scales by v' / v: the round trip
+    reduces to that ratio (grey v' where v = 0) and skips the HSV conversion.
+    """
+    v = x.amax(1, keepdim=True)
+    v_new = (v + shift).clamp(max=1.0)
+    return torch.where(v > 0, x * (v_new / v.clamp(min=1e-12)), v_new.expand_as(x))
+
+
+@register("contrast", tables={32: (.75, .5, .4, .3, .15), 64: (.4, .3, .2, .1, .05),
+                              224: (.4, .3, .2, .1, .05)})
+def contrast(x: torch.Tensor, factor: float, rng: Stream) -> torch.Tensor:
+    """Scale each channel's deviation from its spatial mean by ``factor``."""
+    means = x.mean((2, 3), keepdim=True)
+    return (x - means) * factor + means
+
+
+class Saturation(NamedTuple):
+    scale: float
+    shift: float
+
+
+@register("saturate", tables={
+    32: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(1.5, 0), Saturation(2, 0.1), Saturation(2.5, 0.2)),
+    64: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(30, 0.2)),
+    224: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(20, 0.2))})
+def saturate(x: torch.Tensor, p: Saturation, rng: Stream) -> torch.Tensor:
+    """HSV saturation * scale + shift, clipped to [0, 1]."""
+    if x.shape[1] != 3:
+        raise ValueError(f"saturate needs RGB images (C = 3), got C = {x.shape[1]}")
+    hsv = ops.rgb_to_hsv(x)
+    h, s, v = hsv.unbind(1)
+    return ops.hsv_to_rgb(torch.stack((h, (s * p.scale + p.shift).clamp(0, 1), v), 1))
+
+
+@register("jpeg_compression", tables={32: (80, 65, 58, 50, 40), 64: (65, 58, 50, 40, 25),
+                                      224: (25, 18, 15, 10, 7)})
+def jpeg_compression(x: torch.Tensor, quality: int, rng: Stream) -> torch.Tensor:
+    """A JPEG round trip at ``quality`` (PIL's ``save(..., 'JPEG', quality=q)`` settings)."""
+    return ops.jpeg(x, quality)
+
+
+@register("pixelate", tables={32: (.95, .9, .85, .75, .65), 64: (.9, .8, .7, .6, .5),
+                              224: (.6, .5, .4, .3, .25)})
+def pixelate(x: torch.Tensor, scale: float, rng: Stream) -> torch.Tensor:
+    """PIL BOX resize of the 8-bit image to ``int(size * scale)`` and back."""
+    h, w = x.shape[-2:]
+    small = ops.pil_resize(ops.quantize(x), (int(h * scale), int(w * scale)), "box")
+    return ops.pil_resize(small, (h, w), "box")
+
+
+class Elastic(NamedTuple):
+    alpha: float  # displacement scale (px)
+    sigma: float  # smoothing of the displacement field (px)
+    affine: float  # jitter of the affine control points (px)
+
+
+def _elastic_table(unit: float, rows: tuple[tuple[float, float, float], ...]) -> tuple[Elastic, ...]:
+    return tuple(Elastic(unit * a, unit * s, unit * f) for a, s, f in rows)
+
+
+@register("elastic_transform", tables={
+    32: _elastic_table(32, ((0, 0, .08), (.05, .2, .07), (.08, .06, .06), (.1, .04, .05), (.1, .03, .03))),
+    64: _elastic_table(64, ((0, 0, .08), (.05, .3, .06), (.1, .08, .06), (.1, .03, .03), (.16, .03, .02))),
+    # the ImageNet script multiplies by 244 (not 224) on purpose: "nothing is incorrect"
+    224: _elastic_table(244, ((2, .7, .1), (2, .08, .2), (.05, .01, .02), (.07, .01, .02), (.12, .01, .02)))})
+def elastic_transform(x: torch.Tensor, p: Elastic, rng: Stream) -> torch.Tensor:
+    """Random affine warp (``cv2.warpAffine``, BORDER_REFLECT_101), then a smooth random displacement field.
+
+    The field is uniform(-1, 1) noise smoothed by ``skimage.filters.gaussian(sigma,
+    mode='reflect', truncate=3)`` times ``alpha``, sampled like
+    ``scipy.ndimage.map_coordinates(order=1, mode='reflect')``.
+    """
+    b, _, h, w = x.shape
+    center = torch.tensor([h // 2, w // 2], dtype=torch.float64)  # the reference's (row, col) used as (x, y)
+    size = min(h, w) // 3
+    src = torch.stack((center + size, torch.stack((center[0] + size, center[1] - size)), center - size))
+    src = src.to(x.device).expand(b, 3, 2)
+    dst = src + rng.uniform(3, 2, low=-p.affine, high=p.affine).to(torch.float64)
+    x = ops.warp_affine(x, ops.affine_from_points(src, dst), "mirror")
+    kernel = ops.gaussian_kernel1d(p.sigma, truncate=3.0)
+    dx, dy = (p.alpha * ops.separable_filter(rng.uniform(1, h, w, low=-1.0, high=1.0), kernel, mode="reflect")
+              for _ in range(2))
+    rows, cols = ops.pixel_grid(b, h, w, x.device)
+    return ops.remap(x, rows + dy[:, 0].to(torch.float64), cols + dx[:, 0].to(torch.float64), "reflect")
