@@ -23,6 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import ops
 from .registry import register
 from .rng import Stream
 
@@ -339,20 +340,6 @@ def caustics(time: torch.Tensor, size: torch.Tensor, h: int, w: int) -> torch.Te
     return (c.abs() ** 8.0).clamp(0.0, 1.0)
 
 
-def _gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """scipy.ndimage.gaussian_filter (truncate 4, mode 'reflect' = edge-repeating mirror) of (B, H, W)."""
-    radius = int(4.0 * sigma + 0.5)
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    for dim in (1, 2):
-        n = x.shape[dim]
-        m = torch.arange(-radius, n + radius, device=x.device).remainder(2 * n)
-        x = x.index_select(dim, torch.where(m < n, m, 2 * n - 1 - m))
-        x = x.unfold(dim, 2 * radius + 1, 1) @ k
-    return x
-
-
 @register("caustic_refraction", tables={224: [2.35, 3.2, 4.9, 6.6, 9.15]},
           notes="refracts the image through a caustic 'water surface' of height = its luma, and lights it")
 def caustic_refraction(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
@@ -362,8 +349,8 @@ def caustic_refraction(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
     size = rng.uniform(1, low=0.75, high=1.25)[:, 0] * side
     eta, lens_scale, lighting = 4.0, _level(s, 0.5 * side), _level(s, 2.0)
     # luma of the (grey) caustics, smoothed with scipy's gaussian_filter(sigma=1)
-    surface = _gaussian_filter(caustics(time, size, h, w) * sum(_LUMA), 1.0)
-    padded = F.pad(surface.unsqueeze(1), (1, 1, 1, 1)).squeeze(1)  # zero outside, as luma_at_offset
+    surface = ops.gaussian_blur(caustics(time, size, h, w).unsqueeze(1) * sum(_LUMA), 1.0, mode="reflect")[:, 0]
+    padded = F.pad(surface, (1, 1, 1, 1))  # zero outside, as luma_at_offset
     grad_rows = padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]   # east - west (along rows)
     grad_cols = padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]   # south - north (along columns)
     norm = torch.sqrt(grad_rows ** 2 + grad_cols ** 2 + 1.0)
@@ -375,7 +362,6 @@ def caustic_refraction(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
     shift_rows = torch.round(grad_rows / norm * factor * 1000.0) / 1000.0
     shift_cols = torch.round(grad_cols / norm * factor * 1000.0) / 1000.0
     ys, xs = _grid(h, w, x.device)
-    sample = torch.stack(((xs + shift_cols) * 2 / max(w - 1, 1) - 1, (ys + shift_rows) * 2 / max(h - 1, 1) - 1), -1)
-    out = F.grid_sample(x, sample, mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = ops.remap(x, ys + shift_rows, xs + shift_cols, mode="constant")  # zero outside, as the reference
     light = (padded[:, 1:-1, :-2] - padded[:, 1:-1, 2:] + padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) * lighting
     return (out + light.unsqueeze(1)).clamp(0.0, 1.0)
