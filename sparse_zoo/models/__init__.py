@@ -5,11 +5,13 @@ with timm (see :mod:`.variants`).
 """
 from .cifar import CifarResNet, VggCifar
 from .variants import (
-    ARCHS, DATASETS, METHODS, ORG_ENV, PUBLISHED, VARIANTS, Arch, Dataset, Variant, ZooInfo, hf_org, info,
+    ARCHS, DATASETS, METHODS, ORG_ENV, PAPER_ID, PUBLISHED, VARIANTS, Arch, Dataset, Variant, ZooInfo, dataset_tag,
+    hf_org, info, run_info,
 )
 from .video import I3D, GlobalAvgPool3d, ResNet3d, inflate
 
 __all__ = [
     "ARCHS", "Arch", "CifarResNet", "DATASETS", "Dataset", "GlobalAvgPool3d", "I3D", "METHODS", "ORG_ENV",
-    "PUBLISHED", "ResNet3d", "VARIANTS", "Variant", "VggCifar", "ZooInfo", "hf_org", "info", "inflate",
+    "PAPER_ID", "PUBLISHED", "ResNet3d", "VARIANTS", "Variant", "VggCifar", "ZooInfo", "dataset_tag", "hf_org", "info",
+    "inflate", "run_info",
 ]

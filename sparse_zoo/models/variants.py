@@ -62,20 +62,31 @@ class Dataset:
     distribution: str
     crop_pct: float = 1.0
     interpolation: str = "bilinear"
+    aliases: tuple[str, ...] = ()
 
 
 DATASETS: dict[str, Dataset] = {d.tag: d for d in (
     Dataset("c10", "CIFAR-10", "cifar10", 10, (3, 32, 32),
-            (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "uniform"),
+            (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "uniform", aliases=("cifar10", "cifar-10")),
     Dataset("c100", "CIFAR-100", "cifar100", 100, (3, 32, 32),
-            (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "uniform"),
+            (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "uniform", aliases=("cifar100", "cifar-100")),
     Dataset("tin", "Tiny-ImageNet", "zh-plus/tiny-imagenet", 200, (3, 64, 64),
-            IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, "uniform"),
+            IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, "uniform", aliases=("tiny-imagenet", "tinyimagenet")),
     Dataset("in1k", "ImageNet-1k", "imagenet-1k", 1000, (3, 224, 224),
-            IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, "erk", crop_pct=0.875, interpolation="bicubic"),
+            IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, "erk", crop_pct=0.875, interpolation="bicubic",
+            aliases=("imagenet", "imagenet-1k", "imagenet1k")),
     Dataset("ucf101", "UCF101", "ucf101", 101, (3, 16, 112, 112),  # Kinetics statistics, as torchvision's video models
             (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989), "erk"),
 )}
+
+
+def dataset_tag(name: str) -> str:
+    """The zoo tag of a training set given by tag or name (``'cifar10'`` -> ``'c10'``)."""
+    for ds in DATASETS.values():
+        if name.lower() in (ds.tag, *ds.aliases):
+            return ds.tag
+    valid = sorted(t for ds in DATASETS.values() for t in (ds.tag, *ds.aliases))
+    raise ValueError(f"unknown training set {name!r}; valid: {', '.join(valid)}")
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,21 @@ def info(name: str, tag: str | None = None) -> ZooInfo:
     if tag not in arch.tags:
         raise ValueError(f"{name} has no training-set tag {tag!r}; valid: {', '.join(arch.tags)}")
     return ZooInfo(name, v.arch, v.method, v.sparsity, DATASETS[tag].distribution, tag)
+
+
+def run_info(arch: str, method: str, sparsity: float, dataset: str, distribution: str | None = None) -> ZooInfo:
+    """The metadata of a trained model (e.g. by ``sparse-zoo train``), from what the run used.
+
+    ``model`` is the zoo name when the run hits the grid (``resnet34_cifar_rigl_s50``),
+    else ``{arch}_dense`` (the masks come from the weight file either way).
+    """
+    tag = dataset_tag(dataset)
+    method = "dense" if method == "dense" or sparsity == 0 else method
+    grid = "dense" if method == "dense" else f"{method}_s{round(sparsity * 100):02d}"
+    name = f"{arch}_{grid}"
+    if name not in VARIANTS or abs(VARIANTS[name].sparsity - sparsity) > 1e-9:
+        name = f"{arch}_dense" if f"{arch}_dense" in VARIANTS else arch
+    return ZooInfo(name, arch, method, float(sparsity), distribution or DATASETS[tag].distribution, tag)
 
 
 def _describe(v: Variant, ds: Dataset) -> str:
