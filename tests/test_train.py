@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sparse_zoo.train import checkpoint, get_recipe, list_recipes
-from sparse_zoo.train.data import EpochSampler, SeededSamples, register_dataset
+from sparse_zoo.train.data import DATASETS, EpochSampler, SeededSamples
 from sparse_zoo.train.distributed import check_batch
 from sparse_zoo.train.recipes import Recipe, apply_overrides, load_yaml, parse_set
 from sparse_zoo.train.schedule import lr_at
@@ -35,10 +35,10 @@ def _stack_ready() -> bool:
 needs_stack = pytest.mark.skipif(not _stack_ready(), reason="needs sparse_zoo.dst, the zoo models and sparse_zoo.hub")
 
 ARCH = "resnet34_cifar"
-CLASSES = ("ant", "bee", "cat")
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def make_folder(root: Path, per_class: int = 12, test_per_class: int = 4, size: int = 8) -> Path:
+def make_folder(root: Path, per_class: int = 4, test_per_class: int = 2, size: int = 8) -> Path:
     """A tiny image folder: train/<class>/*.png and test/<class>/*.png, random pixels, fixed seed."""
     rng = np.random.default_rng(0)
     for split, n in (("train", per_class), ("test", test_per_class)):
@@ -55,8 +55,8 @@ def folder(tmp_path_factory) -> Path:
 
 
 def tiny_recipe(**changes) -> Recipe:
-    """resnet34_cifar at 1/16 width on 8 px images: 36 images, batch 8 -> 4 steps per epoch."""
-    base = dict(model=ARCH, model_kwargs={"width": 0.0625}, dataset="folder", input_size=(3, 8, 8), crop_padding=1,
+    """resnet34_cifar at 1/16 width on 8 px CIFAR-10-style images: 40 images, batch 8 -> 5 steps per epoch."""
+    base = dict(model=ARCH, model_kwargs={"width": 0.0625}, dataset="cifar10", input_size=(3, 8, 8), crop_padding=1,
                 epochs=2, batch_size=8, lr=0.05, delta_t=2, workers=0, device="cpu", method="rigl", sparsity=0.5)
     base.update(changes)
     return get_recipe("resnet34_cifar10").replace(**base)
@@ -190,9 +190,9 @@ def test_global_batch_must_divide_world_size():
 def test_train_writes_a_complete_run(folder, tmp_path):
     out = tmp_path / "run"
     result = run(tiny_recipe(), folder, out)
-    assert not result.interrupted and result.epochs_done == 2 and result.global_step == 8
+    assert not result.interrupted and result.epochs_done == 2 and result.global_step == 10
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [4, 8]
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [5, 10]
     assert all(0 <= r["eval_acc"] <= 100 and r["images_per_s"] > 0 and np.isfinite(r["loss"]) for r in rows)
     assert (out / "log.csv").read_text().splitlines()[0].split(",") == list(
         ("epoch", "step", "loss", "eval_acc", "density", "lr", "images_per_s", "epoch_time_s"))
@@ -215,7 +215,7 @@ def test_resume_mid_epoch_is_bitwise_equal(folder, tmp_path):
     stopped = run(recipe, folder, tmp_path / "b", stop_at_step=3)
     assert stopped.interrupted and stopped.global_step == 3 and not (tmp_path / "b" / "log.csv").exists()
     resumed = run(recipe.replace(workers=1), folder, tmp_path / "b", resume=True)  # runtime fields may change
-    assert resumed.global_step == 8
+    assert resumed.global_step == 10
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     la, lb = (json.loads((tmp_path / d / "log.jsonl").read_text().splitlines()[-1]) for d in "ab")
@@ -241,24 +241,24 @@ class _InterruptingFolder(torch.utils.data.Dataset):
         return self.base[i]
 
 
-@register_dataset("test-interrupting-folder")
 def _interrupting(recipe, root, split, data_config):
     from sparse_zoo import data
-    base = data.ImageFolder(root / ("train" if split == "train" else "test"))
-    return _InterruptingFolder(base, at=10) if split == "train" else base  # while loading batch 2 of 8
+    base = data.CIFAR(root, 10, train=split == "train")
+    return _InterruptingFolder(base, at=10) if split == "train" else base  # while loading batch 2
 
 
 @needs_stack
-def test_ctrl_c_checkpoints_and_resumes(folder, tmp_path):
+def test_ctrl_c_checkpoints_and_resumes(folder, tmp_path, monkeypatch):
+    monkeypatch.setitem(DATASETS, "cifar10", _interrupting)
     recipe = tiny_recipe(epochs=1)
     out = tmp_path / "run"
-    stopped = run(recipe.replace(dataset="test-interrupting-folder"), folder, out)
+    stopped = run(recipe, folder, out)
     assert stopped.interrupted and stopped.global_step == 2  # the step in progress completes, then it stops
     state = checkpoint.load(out / checkpoint.CHECKPOINT_FILE)
     assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (0, 2, 2)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    resumed = run(recipe.replace(dataset="test-interrupting-folder"), folder, out, resume=True)
-    assert not resumed.interrupted and resumed.global_step == 4 and (out / "model.safetensors").is_file()
+    resumed = run(recipe, folder, out, resume=True)
+    assert not resumed.interrupted and resumed.global_step == 5 and (out / "model.safetensors").is_file()
 
 
 # -- bad input -----------------------------------------------------------------------------
@@ -324,3 +324,13 @@ def test_cli_reports_bad_input(capsys, folder, tmp_path):
     assert main(["train", "--recipe", "vgg16_cifar10", "--data", str(tmp_path / "none"), "--out",
                  str(tmp_path / "o")]) == 2
     assert "Expected layout" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+@needs_stack
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last(folder, tmp_path, amp):
+    result = run(tiny_recipe(epochs=1, amp=amp, channels_last=True), folder, tmp_path / amp)
+    row = result.last
+    assert result.global_step == 5 and np.isfinite(row["loss"]) and row["density"] == pytest.approx(0.5, abs=0.01)
+    state = checkpoint.load(tmp_path / amp / checkpoint.CHECKPOINT_FILE)
+    assert (state["scaler"] == {}) if amp == "bf16" else (state["scaler"]["scale"] > 0)  # fp16 only scales

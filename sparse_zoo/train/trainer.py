@@ -33,7 +33,7 @@ from sparse_zoo.sparsity import MASKABLE_TYPES, masks
 
 from . import checkpoint, distributed
 from .data import EpochSampler, SeededSamples, build_datasets, eval_indices
-from .export import export
+from .export import export, export_info
 from .optim import build_optimizer, check_optimizer
 from .recipes import Recipe
 from .schedule import check_schedule, lr_at, set_lr
@@ -140,6 +140,7 @@ class Trainer:
         self.data_config = resolve_data_config(cfg_args, pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
         self.train_set, self.eval_set = build_datasets(recipe, data, self.data_config)
         self.num_classes = recipe.num_classes or len(self.train_set.classes)
+        self.export_info = export_info(recipe)
         info = checkpoint.run_info(recipe, data, self.ctx.world)
         resume_from = checkpoint.open_run_dir(self.out, info, resume=resume)
 
@@ -178,6 +179,7 @@ class Trainer:
             self.load_state_dict(checkpoint.load(resume_from))
         else:
             torch.manual_seed(recipe.seed + self.ctx.rank)  # dropout / drop-path differ per rank
+        self._barrier()  # every rank has checked the run directory before rank 0 writes to it
         if self.ctx.main:
             checkpoint.write_run_info(self.out, info)
         self._barrier()
@@ -350,7 +352,7 @@ class Trainer:
                 self.epoch, self.step_in_epoch, self.partial = self.epoch + 1, 0, self._fresh_partial()
                 self.save_checkpoint()
         if self.ctx.main:
-            export(self.model, self.recipe, self.out, self.data_config, self.last_results())
+            export(self.model, self.out, self.export_info, self.last_results())
         self._barrier()
         return self._result(interrupted=False)
 
