@@ -1,9 +1,8 @@
 """Resolving model specs for the benchmark, and what the leaderboard needs to know about a model.
 
-``load(spec)`` goes through ``sparse_zoo.hub.load_model`` when the hub module is
-installed; until then (and as a fallback) it reads local ``model.safetensors`` +
-``config.json`` folders itself and hands timm names and ``hf-hub:`` ids to
-``timm.create_model(..., pretrained=True)``.
+``load(spec)`` is ``sparse_zoo.hub.load_model`` (timm names with pretrained weights,
+``hf-hub:`` ids, local folders and files); ``describe`` gathers the method from the
+model's zoo metadata (or its zoo name) and measures its sparsity from the weights.
 """
 from __future__ import annotations
 
@@ -16,10 +15,9 @@ from pathlib import Path
 import timm
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import nn
 
-from ..sparsity import MASK_SUFFIX, report, set_mask
+from ..sparsity import MASK_SUFFIX, report
 
 _NAME_PATTERN = re.compile(r"^(?P<arch>.+?)_(?:(?P<method>[a-z_]+?)_s(?P<sparsity>\d{2})|dense)$")
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
@@ -57,64 +55,23 @@ def display_name(spec: str) -> str:
     return spec
 
 
-def _local_files(path: Path) -> tuple[Path, Path]:
-    weights = path / WEIGHTS_FILE if path.is_dir() else path
-    config = weights.parent / CONFIG_FILE
-    if not weights.is_file() or not config.is_file():
-        raise ValueError(f"{path}: a local model needs {WEIGHTS_FILE} and {CONFIG_FILE} side by side "
-                         f"(as written by sparse_zoo.hub.save_pretrained or sparse-zoo train)")
-    return weights, config
-
-
-def _load_local(path: Path) -> nn.Module:
-    weights, config_path = _local_files(path)
-    config = json.loads(config_path.read_text())
-    if "architecture" not in config:
-        raise ValueError(f"{config_path}: no 'architecture' entry")
-    model = timm.create_model(config["architecture"], pretrained=False, num_classes=config.get("num_classes", 1000),
-                              **config.get("model_args", {}))
-    state = load_file(weights)
-    modules = dict(model.named_modules())
-    for key, mask in state.items():
-        if key.endswith(f".weight{MASK_SUFFIX}"):
-            set_mask(modules[key.rsplit(".", 1)[0]], mask.bool())
-    model.load_state_dict(state, strict=True)
-    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    cfg.update(config.get("pretrained_cfg", {}))
-    model.pretrained_cfg = cfg
-    return model
-
-
-def _fallback_load(spec: str) -> nn.Module:
-    path = Path(spec).expanduser()
-    if path.exists():
-        return _load_local(path)
-    if spec.startswith("hf-hub:") or spec in timm.list_models():
-        return timm.create_model(spec, pretrained=True)
-    close = timm.list_models(f"*{spec.split('_')[0]}*")[:10] if spec else []
-    raise ValueError(f"unknown model {spec!r}: not a local file or folder, an hf-hub: id or a timm model name"
-                     + (f"; similar timm names: {', '.join(close)}" if close else ""))
-
-
 def load(spec: str) -> nn.Module:
     """The model of a spec, in eval mode (timm name with pretrained weights, ``hf-hub:`` id or local path)."""
-    import sparse_zoo  # noqa: F401  (registers the zoo's variants with timm)
-    try:
-        from ..hub import load_model
-    except ImportError:
-        load_model = _fallback_load
+    from ..hub import load_model
     return load_model(spec).eval()
 
 
 def _metadata(spec: str) -> dict:
-    """Method/sparsity metadata of a local model: safetensors header first, then config.json."""
+    """What a local model says about itself: config.json (and its ``sparse_zoo`` entry), then the weights' header."""
     path = Path(spec).expanduser()
     if not path.exists():
         return {}
-    weights, config = _local_files(path)
+    weights = path / WEIGHTS_FILE if path.is_dir() else path
+    config_path = weights.parent / CONFIG_FILE
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     with safe_open(str(weights), "pt") as f:
-        meta = dict(f.metadata() or {})
-    return {**json.loads(config.read_text()), **meta}
+        header = dict(f.metadata() or {})
+    return {**config, **config.get("sparse_zoo", {}), **header}
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -130,8 +87,9 @@ def fingerprint(model: nn.Module) -> str:
 def describe(spec: str, model: nn.Module, name: str | None = None) -> ModelInfo:
     """ModelInfo of a loaded model; method from metadata or the zoo name, sparsity measured from its weights."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    meta = _metadata(spec)
-    architecture = meta.get("architecture") or cfg.get("architecture") or display_name(spec)
+    zoo_info = getattr(model, "zoo_info", None)
+    meta = {**_metadata(spec), **(asdict(zoo_info) if zoo_info is not None else {})}
+    architecture = meta.get("model") or meta.get("architecture") or cfg.get("architecture") or display_name(spec)
     match = _NAME_PATTERN.match(architecture.split("/")[-1].split(".")[0])
     sparsity_report = report(model)
     masked = any(n.endswith(f".weight{MASK_SUFFIX}") for n, _ in model.named_buffers())

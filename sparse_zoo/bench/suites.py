@@ -131,6 +131,8 @@ def _prerendered_root(suite: Suite, root: Path) -> Path | None:
 
 
 def _clean(suite: Suite, root: Path) -> Dataset | None:
+    if suite.open_clean is None:
+        return None
     for candidate in _candidates(root, suite.clean_folder_names):
         try:
             return suite.open_clean(candidate)
@@ -155,7 +157,8 @@ def open_image_suite(suite: Suite, data: Any, clean_data: Any, source: str) -> S
     if isinstance(data, Dataset):
         if source == "prerendered":
             raise ValueError("a Dataset object can only be corrupted on the fly (source='onthefly')")
-        return _onthefly(suite, data, {"clean": type(data).__name__, "images": len(data)})
+        fingerprint = data.fingerprint() if hasattr(data, "fingerprint") else None
+        return _onthefly(suite, data, {"clean": type(data).__name__, "images": len(data), "fingerprint": fingerprint})
     root = Path(data).expanduser().resolve() if data is not None else None
     clean = None
     if clean_data is not None:

@@ -9,6 +9,7 @@ per-image collation.
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,13 @@ class ArrayDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = torch.from_numpy(np.ascontiguousarray(self.images[index])).permute(2, 0, 1)
         return image, int(self.labels[index])
+
+    def fingerprint(self) -> str:
+        """A hash of the images and labels: identifies the data in a results config."""
+        h = hashlib.blake2b(digest_size=12)
+        h.update(np.ascontiguousarray(self.images).tobytes())
+        h.update(self.labels.tobytes())
+        return h.hexdigest()
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, H, W) uint8 images and (B,) labels of ``indices`` in one copy."""
