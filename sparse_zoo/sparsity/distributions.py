@@ -55,6 +55,11 @@ def _scaled(shapes, fixed, density, raw: Mapping[str, float]) -> dict[str, float
         if eps * top <= 1.0:
             break
         dense.update(n for n in live if raw[n] == top)
+    if not live and budget - spent > 0.5:
+        raise ValueError(
+            f"density {density:.4f} cannot be reached: the layers with a fixed density (dense_first, "
+            "dense_classifier, overrides) hold too few weights even with every other layer dense; "
+            "raise their densities or lower the target density")
     out = {n: float(fixed[n]) for n in fixed}
     out.update({n: 1.0 if n in dense else eps * raw[n] for n in free})
     if any(d < 0 for d in out.values()):
