@@ -77,6 +77,9 @@ DATASETS: dict[str, Dataset] = {d.tag: d for d in (
             aliases=("imagenet", "imagenet-1k", "imagenet1k")),
     Dataset("ucf101", "UCF101", "ucf101", 101, (3, 16, 112, 112),  # Kinetics statistics, as torchvision's video models
             (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989), "erk"),
+    # any labelled image folder (``sparse-zoo train --recipe ... --data DIR``); no pretrained tag uses it
+    Dataset("folder", "an image folder", "imagefolder", 0, (3, 224, 224),
+            IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, "uniform", aliases=("imagefolder",)),
 )}
 
 
@@ -131,7 +134,7 @@ ARCHS: dict[str, Arch] = {a.name: a for a in (
                feature_cfg=dict(feature_cls="getter")),
     _timm_arch("resnet50", "ResNet-50", ("in1k",), LARGE_GRID),
     _timm_arch("deit_base_patch16_224", "DeiT-Base/16", ("in1k",), LARGE_GRID,
-               feature_cfg=dict(feature_cls="getter")),
+               feature_cfg=dict(feature_cls="getter", out_indices=3)),
     Arch("r3d50", "3D ResNet-50", ResNet3d, ("ucf101",), LARGE_GRID, "conv1", "fc", video=True),
     Arch("i3d", "I3D (Inflated Inception-v1)", I3D, ("ucf101",), LARGE_GRID, "features.conv_1a.0", "fc",
          input_size=(3, 16, 224, 224), feature_cfg=dict(flatten_sequential=True), video=True),
@@ -264,6 +267,8 @@ def _zoo_weights_missing(name: str, cfg: PretrainedCfg, cache_dir: Any) -> bool:
 def _create(name: str, pretrained: bool = False, *, pretrained_cfg: Any = None,
             pretrained_cfg_overlay: dict[str, Any] | None = None, mask_seed: int = 0, **kwargs: Any) -> nn.Module:
     """The one builder behind every variant: architecture, masks, cfg and timm's weight loading."""
+    if isinstance(pretrained_cfg, str):
+        info(name, pretrained_cfg)  # an unknown tag fails here, listing the valid ones
     cfg = resolve_pretrained_cfg(name, pretrained_cfg, pretrained_cfg_overlay)
     zoo = info(name, cfg.tag)
     arch = ARCHS[zoo.arch]
