@@ -40,7 +40,7 @@ class ArrayDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = torch.from_numpy(np.ascontiguousarray(self.images[index])).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(self.images[index])).permute(2, 0, 1)
         return image, int(self.labels[index])
 
     def fingerprint(self) -> str:
@@ -61,10 +61,9 @@ def load_image(path: str | Path, size: int | None = None, crop: int | None = Non
     """An RGB image as a uint8 (3, H, W) tensor; ``size`` resizes the shorter side, ``crop`` centre-crops."""
     with Image.open(path) as im:
         im = im.convert("RGB")
-        if size is not None:
+        if size is not None:  # torchvision's Resize(size): shorter side to size, the longer truncated
             w, h = im.size
-            scale = size / min(w, h)
-            im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+            im = im.resize((size, int(size * h / w)) if w <= h else (int(size * w / h), size), Image.BILINEAR)
         if crop is not None:
             w, h = im.size
             left, top = int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0))
