@@ -257,3 +257,18 @@ def test_report_matches_hand_computation():
 def test_report_without_input_size_has_no_flops():
     r = report(TinyNet())
     assert r.dense_flops == 0 and [row.name for row in r.layers] == ["conv", "fc"]
+
+
+def test_report_cli_json_matches_report(capsys):
+    import timm
+
+    from sparse_zoo.cli import main
+
+    name, args = "resnet34_cifar_rigl_s50", ["--model-arg", "width=0.25", "--model-arg", "num_classes=10"]
+    assert main(["report", name, *args, "--input-size", "3", "32", "32", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    want = report(timm.create_model(name, width=0.25, num_classes=10), (3, 32, 32)).as_dict()
+    assert printed == json.loads(json.dumps(want))
+    assert printed["sparsity"] == pytest.approx(0.5, abs=1e-4) and printed["sparse_flops"] < printed["dense_flops"]
+    with pytest.raises(ValueError, match="C H W or C T H W"):
+        main(["report", name, *args, "--input-size", "32", "32"])
