@@ -241,3 +241,9 @@ def test_bit_error_shuffled_batches_reproduce():
     shuffled = dcc3d.bit_error(x[perm], 100, Stream(sample_keys(7, perm, "bit_error", 3)))
     assert torch.equal(shuffled, y[perm])
     assert not torch.equal(dcc3d.bit_error(x, 100, Stream(sample_keys(8, range(4), "bit_error", 3))), y)
+
+
+def test_octiles_match_torch_quantile():
+    d = torch.rand(3, 1001)
+    expected = torch.quantile(d, torch.linspace(0, 1, dcc3d.N_QUANTILES + 1), dim=1).T
+    torch.testing.assert_close(dcc3d._octiles(d), expected, rtol=0, atol=1e-7)

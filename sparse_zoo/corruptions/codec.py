@@ -102,15 +102,6 @@ def picture_bytes(data: bytes, codec: str) -> int:
     return sum(e - s for s, e, t in nal_units(data) if nal_type(t, decoder) not in skip)
 
 
-def payload_start(data: bytes, codec: str) -> int:
-    """Offset of the first byte after the leading parameter sets (which an mp4 keeps in its header)."""
-    decoder = _DECODER[codec]
-    for s, _, t in nal_units(data):
-        if nal_type(t, decoder) not in _PARAMETER_SETS.get(decoder, set()):
-            return s
-    return 0
-
-
 def frames(x: torch.Tensor) -> np.ndarray:
     """A float (B, C, H, W) batch as (B, H', W', 3) uint8 RGB on CPU, rounded, padded to even H', W' for yuv420p."""
     b, c, h, w = x.shape
