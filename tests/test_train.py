@@ -20,20 +20,6 @@ from sparse_zoo.train.schedule import lr_at
 torch.set_num_threads(1)
 
 
-def _stack_ready() -> bool:
-    import timm
-
-    import sparse_zoo
-    try:
-        from sparse_zoo import dst, hub
-    except ImportError:
-        return False
-    return hasattr(dst, "create") and hasattr(hub, "load_model") and timm.is_model("resnet34_cifar_dense")
-
-
-# transitional: the training tests need the DST engine, the zoo and the hub (other issues)
-needs_stack = pytest.mark.skipif(not _stack_ready(), reason="needs sparse_zoo.dst, the zoo models and sparse_zoo.hub")
-
 ARCH = "resnet34_cifar"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -186,7 +172,6 @@ def test_global_batch_must_divide_world_size():
 
 # -- training ------------------------------------------------------------------------------
 
-@needs_stack
 def test_train_writes_a_complete_run(folder, tmp_path):
     out = tmp_path / "run"
     result = run(tiny_recipe(), folder, out)
@@ -199,6 +184,9 @@ def test_train_writes_a_complete_run(folder, tmp_path):
     assert rows[-1]["density"] == pytest.approx(0.5, abs=0.01)
     info = json.loads((out / "run.json").read_text())
     assert info["recipe"]["method"] == "rigl" and info["world_size"] == 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "resnet34_cifar_rigl_s50" and config["num_classes"] == 10
+    assert config["pretrained_cfg"]["tag"] == "c10" and config["pretrained_cfg"]["mean"] == [0.4914, 0.4822, 0.4465]
     from sparse_zoo.hub import load_model
     model = load_model(str(out))
     from sparse_zoo.sparsity import check_masks, masks
@@ -208,7 +196,6 @@ def test_train_writes_a_complete_run(folder, tmp_path):
         assert torch.equal(mask, saved[f"{name}.weight_mask"])
 
 
-@needs_stack
 def test_resume_mid_epoch_is_bitwise_equal(folder, tmp_path):
     recipe = tiny_recipe()
     run(recipe, folder, tmp_path / "a")
@@ -247,7 +234,6 @@ def _interrupting(recipe, root, split, data_config):
     return _InterruptingFolder(base, at=10) if split == "train" else base  # while loading batch 2
 
 
-@needs_stack
 def test_ctrl_c_checkpoints_and_resumes(folder, tmp_path, monkeypatch):
     monkeypatch.setitem(DATASETS, "cifar10", _interrupting)
     recipe = tiny_recipe(epochs=1)
@@ -263,7 +249,6 @@ def test_ctrl_c_checkpoints_and_resumes(folder, tmp_path, monkeypatch):
 
 # -- bad input -----------------------------------------------------------------------------
 
-@needs_stack
 def test_bad_names_list_valid_choices(folder, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ValueError, match="unknown method 'rigll'.*valid methods: .*rigl"):
@@ -277,7 +262,6 @@ def test_bad_names_list_valid_choices(folder, tmp_path):
     assert not out.exists()
 
 
-@needs_stack
 def test_wrong_data_layout_fails_before_training(tmp_path):
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -290,7 +274,6 @@ def test_wrong_data_layout_fails_before_training(tmp_path):
     assert not out.exists()
 
 
-@needs_stack
 def test_existing_directories_are_never_overwritten(folder, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -314,7 +297,6 @@ def test_existing_directories_are_never_overwritten(folder, tmp_path):
         run(recipe, folder, tmp_path / "empty", resume=True)
 
 
-@needs_stack
 def test_cli_reports_bad_input(capsys, folder, tmp_path):
     from sparse_zoo.cli import main
     assert main(["train", "--recipe", "nope"]) == 2
@@ -326,7 +308,6 @@ def test_cli_reports_bad_input(capsys, folder, tmp_path):
     assert "Expected layout" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
-@needs_stack
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_and_channels_last(folder, tmp_path, amp):
     result = run(tiny_recipe(epochs=1, amp=amp, channels_last=True), folder, tmp_path / amp)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from test_train import make_folder, needs_stack, tiny_recipe
+from test_train import make_folder, tiny_recipe
 
 
 def _free_port() -> int:
@@ -37,7 +37,6 @@ def _worker(rank: int, world: int, port: int, folder: str, out: str, report: str
         trainer.close()
 
 
-@needs_stack
 def test_two_gloo_processes_keep_identical_masks(tmp_path):
     folder = make_folder(tmp_path / "data")
     report = tmp_path / "report"

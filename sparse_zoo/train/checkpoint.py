@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +65,7 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 def atomic_write(path: str | Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then rename the temporary file over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
     try:
         write(tmp)
         with open(tmp, "rb+") as f:

@@ -17,17 +17,14 @@ from typing import Any
 
 from .recipes import RECIPES, Recipe, apply_overrides, get_recipe, list_recipes, load_yaml, parse_set
 
-METHODS_HELP = ("dense, static, set, rigl, mest_r, mest_g, granet_r, granet_g, acdc "
-                "(sparse_zoo.dst.methods() lists those installed)")
-
-
 def _recipes_table() -> str:
     return "\n".join(f"  {name:30s} {RECIPES[name].description}" for name in list_recipes())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sparse_zoo.dst import methods
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (f"recipes (--recipe):\n{_recipes_table()}\n\nmethods (--method): {METHODS_HELP}\n\n"
+    parser.epilog = (f"recipes (--recipe):\n{_recipes_table()}\n\nmethods (--method): {', '.join(methods())}\n\n"
                      "Any recipe field can be overridden: --set lr=0.05 epochs=3 model_kwargs.width=0.25 "
                      "(--show-recipe prints them all).\nA run directory ends with model.safetensors and config.json "
                      "(sparse_zoo.hub.load_model reads it), log.csv / log.jsonl, run.json and checkpoint.safetensors.")
@@ -78,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: {' and '.join(missing)} required to train", file=sys.stderr)
         return 2
-    from .trainer import train  # torch and timm load only when training
+    from .trainer import train
     try:
         result = train(recipe, args.data, args.out, resume=args.resume, progress=not args.no_progress,
                        stop_at_step=args.stop_at_step)

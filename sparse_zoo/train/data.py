@@ -77,6 +77,14 @@ def image_folder(recipe: Recipe, root: Path, split: str, data_config: dict[str, 
     return data.ImageFolder(evaldir, classes=data.ImageFolder(root / "train").classes, **geometry)
 
 
+@register_dataset("ucf101")
+def ucf101(recipe: Recipe, root: Path, split: str, data_config: dict[str, Any]) -> Dataset:
+    """UCF101 (split 1) or ROOT/{train,test}/<class>/<video>; clips are decoded by the 'video'
+    transform, so their random start, crop and flip use the per-sample seed."""
+    from sparse_zoo.data import video
+    return video.DeferredClips(video.open_videos(root, train=split == "train", **video.recipe_geometry(data_config)))
+
+
 def build_datasets(recipe: Recipe, root: str | Path, data_config: dict[str, Any]) -> tuple[Dataset, Dataset]:
     """The untransformed train and eval datasets, checked before any training starts."""
     root = Path(root)

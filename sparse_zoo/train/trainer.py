@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from sparse_zoo.models import ARCHS
 from sparse_zoo.sparsity import MASKABLE_TYPES, masks
 
 from . import checkpoint, distributed
@@ -61,22 +62,18 @@ def _dst():
     return dst
 
 
-def zoo_architectures() -> list[str]:
-    return sorted(n.removesuffix("_dense") for n in timm.list_models("*_dense"))
-
-
-def model_name(arch: str) -> str:
+def model_spec(arch: str, tag: str) -> str:
     """The timm name to build for a recipe's ``model``: the zoo's dense variant of an
-    architecture (``resnet34_cifar`` -> ``resnet34_cifar_dense``) or any timm model."""
-    import sparse_zoo  # noqa: F401  (registers the zoo with timm)
-    if timm.is_model(f"{arch}_dense"):
-        return f"{arch}_dense"
+    architecture with the training set's tag (``resnet34_cifar`` on CIFAR-10 ->
+    ``resnet34_cifar_dense.c10``, so mean/std and the exported config fit the data),
+    or any timm model name as it is."""
+    if arch in ARCHS:
+        return f"{arch}_dense.{tag}" if tag in ARCHS[arch].tags else f"{arch}_dense"
     if timm.is_model(arch):
         return arch
-    archs = zoo_architectures()
-    close = difflib.get_close_matches(arch, archs + timm.list_models(), n=3)
+    close = difflib.get_close_matches(arch, list(ARCHS) + timm.list_models(), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise ValueError(f"unknown architecture {arch!r}{hint}; zoo architectures: {', '.join(archs) or 'none'} "
+    raise ValueError(f"unknown architecture {arch!r}{hint}; zoo architectures: {', '.join(ARCHS)} "
                      "(any timm model name works too)")
 
 
@@ -135,12 +132,16 @@ class Trainer:
         if (recipe.mixup > 0 or recipe.cutmix > 0) and self.local_batch % 2:
             raise ValueError(f"mixup/cutmix need an even batch per process, got {self.local_batch}")
 
-        name = model_name(recipe.model)
+        self.export_info = export_info(recipe)
+        name = model_spec(recipe.model, self.export_info.dataset)
+        cfg = timm.models.get_pretrained_cfg(name)
         cfg_args = {"input_size": recipe.input_size} if recipe.input_size else {}
-        self.data_config = resolve_data_config(cfg_args, pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
+        self.data_config = resolve_data_config(cfg_args, pretrained_cfg=cfg.to_dict() if cfg else {})
         self.train_set, self.eval_set = build_datasets(recipe, data, self.data_config)
         self.num_classes = recipe.num_classes or len(self.train_set.classes)
-        self.export_info = export_info(recipe)
+        self.steps_per_epoch = min(recipe.train_subset or len(self.train_set), len(self.train_set)) // recipe.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"train_subset={recipe.train_subset} is smaller than one batch of {recipe.batch_size}")
         info = checkpoint.run_info(recipe, data, self.ctx.world)
         resume_from = checkpoint.open_run_dir(self.out, info, resume=resume)
 
@@ -150,7 +151,6 @@ class Trainer:
         if recipe.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe)
-        self.steps_per_epoch = min(recipe.train_subset or len(self.train_set), len(self.train_set)) // recipe.batch_size
         self.total_steps = self.steps_per_epoch * recipe.epochs
         self.engine = _dst().create(recipe.method, self.model, self.optimizer, sparsity=recipe.sparsity,
                                     distribution=recipe.distribution, delta_t=recipe.delta_t,

@@ -60,6 +60,14 @@ def imagenet(recipe: Recipe, data_config: dict[str, Any], train: bool) -> Callab
         re_prob=recipe.random_erasing, re_mode="pixel")])
 
 
+@register_transforms("video")
+def video(recipe: Recipe, data_config: dict[str, Any], train: bool) -> Callable:
+    """Decode the clip of a ``sparse_zoo.data.video.ClipLoader`` (random start, crop and flip
+    for training, the centre clip otherwise) and normalise it with the model's mean/std."""
+    from sparse_zoo.data.video import NormalizedClip
+    return NormalizedClip(tuple(data_config["mean"]), tuple(data_config["std"]))
+
+
 def build_transform(recipe: Recipe, data_config: dict[str, Any], train: bool) -> Callable:
     if recipe.augmentation not in TRANSFORMS:
         close = difflib.get_close_matches(recipe.augmentation, TRANSFORMS, n=1)
