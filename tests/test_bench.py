@@ -101,14 +101,16 @@ def models(tmp_path):
 
 
 def test_counts_equal_an_independent_per_image_computation(tmp_path, models):
-    data = make_data(30)
-    results = evaluate(models[:1], [SUITE], data=data, out=tmp_path / "r", batch_size=7, progress=False)
-    (run,) = results
-    assert run.records[("clean", 0)].n == 30
-    assert run.records[("clean", 0)].correct == reference_counts(models[0], data, None)
-    for s in (1, 3, 5):
-        assert run.records[(NOISE, s)].correct == reference_counts(models[0], data, s)
-    rec = json.loads((Path(tmp_path / "r") / "tiny_dense").glob(f"{SUITE}-*/{NOISE}-3.json").__next__().read_text())
+    data = make_data(24)
+    results = evaluate(models, [SUITE], data=data, out=tmp_path / "r", batch_size=7, severities=[1, 3, 5],
+                       progress=False)
+    dense, rigl = results  # both models see each corrupted batch of one pass
+    assert dense.records[("clean", 0)].n == 24
+    assert dense.records[("clean", 0)].correct == reference_counts(models[0], data, None)
+    for s in (1, 5):
+        assert dense.records[(NOISE, s)].correct == reference_counts(models[0], data, s)
+    assert rigl.records[(NOISE, 3)].correct == reference_counts(models[1], data, 3)
+    rec = json.loads(next((tmp_path / "r" / "tiny_dense").glob(f"{SUITE}-*/{NOISE}-3.json")).read_text())
     for key in ("n", "correct", "config_hash", "versions", "device", "seed", "model", "suite", "corruption",
                 "severity"):
         assert key in rec

@@ -1,7 +1,9 @@
 """Evaluating models on corruption suites: planning, sharding across processes, and recording.
 
-Work is a list of *cells* (model, suite, corruption, severity; the clean set is the
-cell ``clean``/0). Under ``torchrun`` every rank takes a contiguous shard of each
+Work is a list of *cells* (suite, corruption, severity; the clean set is the cell
+``clean``/0), each evaluated for every model that lacks it: a batch is loaded and
+corrupted once and goes through all those models, so on-the-fly corruption costs the
+same for one model or ten. Under ``torchrun`` every rank takes a contiguous shard of each
 cell's images (like DistributedSampler without padding: every image is counted once)
 and the counts are all-reduced, so the numbers equal a one-process run; rank 0
 plans (reading the store) and writes. Everything that can fail on bad input (unknown
@@ -46,7 +48,7 @@ class BenchOptions:
 
 @dataclass
 class _Cell:
-    run: int
+    runs: list[int]
     corruption: str
     severity: int
     n: int
@@ -102,42 +104,53 @@ def _normalizer(info: model_lib.ModelInfo, device: torch.device, dims: int) -> t
 
 
 @torch.inference_mode()
-def _evaluate_cell(run: _Run, cell: _Cell, options: BenchOptions, rank: int, world: int, device: torch.device,
-                   bar: tqdm | None) -> tuple[int, int]:
-    dataset = run.data.clean if cell.corruption == CLEAN else run.data.cell(cell.corruption, cell.severity)
-    corrupt = None if cell.corruption == CLEAN else run.data.transform(cell.corruption, cell.severity, options.seed)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+def _evaluate_cell(runs: list[_Run], cell: _Cell, options: BenchOptions, rank: int, world: int,
+                   device: torch.device, bar: tqdm | None) -> list[tuple[int, int]]:
+    """(correct, n) of each run on one cell; all runs share the suite data, hence each corrupted batch."""
+    data = runs[0].data
+    dataset = data.clean if cell.corruption == CLEAN else data.cell(cell.corruption, cell.severity)
+    corrupt = None if cell.corruption == CLEAN else data.transform(cell.corruption, cell.severity, options.seed)
+    correct = torch.zeros(len(runs), dtype=torch.int64, device=device)
     count = 0
     for images, labels, indices in index_batches(dataset, _shard(cell.n, rank, world), options.batch_size,
                                                  options.workers):
         images = images.to(device, non_blocking=True)
         if corrupt is not None:
             images = corrupt(images, indices)
-        mean, std = _normalizer(run.info, device, images.dim())
-        logits = run.model((images.float() - mean) / std)
-        correct += (logits.argmax(dim=1) == labels.to(device)).sum()
+        labels = labels.to(device)
+        pixels = images.float()
+        for i, run in enumerate(runs):
+            mean, std = _normalizer(run.info, device, images.dim())
+            correct[i] += (run.model((pixels - mean) / std).argmax(dim=1) == labels).sum()
         count += len(labels)
         if bar is not None:
             bar.update(len(labels) * world)
-    totals = torch.stack([correct, torch.tensor(count, device=device)])
+    totals = torch.stack([correct, torch.full_like(correct, count)], dim=1)
     if world > 1:
         dist.all_reduce(totals)
-    return int(totals[0]), int(totals[1])
+    return [(int(c), int(n)) for c, n in totals.tolist()]
 
 
 def _plan(runs: list[_Run], options: BenchOptions, all_suites: list) -> list[_Cell]:
+    """The cells still to do, per suite in order, each with the runs (models) that lack it."""
+    done = [run.store.done() for run in runs]
     cells = []
-    for i, run in enumerate(runs):
-        done = run.store.done()
-        names, severities = _selected(run.data.suite, options, all_suites)
-        wanted = ([(CLEAN, 0)] if options.clean and run.data.clean is not None else []) + \
+    suite_datas: list[SuiteData] = []
+    for run in runs:
+        if all(run.data is not d for d in suite_datas):
+            suite_datas.append(run.data)
+    for suite_data in suite_datas:
+        members = [i for i, run in enumerate(runs) if run.data is suite_data]
+        names, severities = _selected(suite_data.suite, options, all_suites)
+        wanted = ([(CLEAN, 0)] if options.clean and suite_data.clean is not None else []) + \
                  [(c, s) for c in names for s in severities]
         for corruption, severity in wanted:
-            if (corruption, severity) in done:
+            todo = [i for i in members if (corruption, severity) not in done[i]]
+            if not todo:
                 continue
-            dataset = run.data.clean if corruption == CLEAN else run.data.cell(corruption, severity)
+            dataset = suite_data.clean if corruption == CLEAN else suite_data.cell(corruption, severity)
             n = len(dataset) if options.limit is None else min(options.limit, len(dataset))
-            cells.append(_Cell(i, corruption, severity, n))
+            cells.append(_Cell(todo, corruption, severity, n))
     return cells
 
 
@@ -209,24 +222,24 @@ def _run_cells(runs: list[_Run], plan: list[_Cell], opts: BenchOptions, rank: in
                device: torch.device) -> None:
     bar = tqdm(total=sum(c.n for c in plan), unit="img", unit_scale=True, dynamic_ncols=True,
                disable=not opts.progress or rank != 0) if plan else None
-    current, package_versions = None, versions()
+    package_versions = versions()
+    for run in runs:
+        run.model.to(device)
     try:
         for cell in plan:
-            run = runs[cell.run]
-            if current is not run.model:
-                if current is not None:
-                    current.to("cpu")
-                current = run.model.to(device)
+            cell_runs = [runs[i] for i in cell.runs]
             if bar is not None:
                 label = "clean" if cell.corruption == CLEAN else f"{cell.corruption} s{cell.severity}"
-                bar.set_description(f"{run.name} | {run.data.suite.name} | {label}")
+                bar.set_description(f"{'+'.join(r.name for r in cell_runs)} | {cell_runs[0].data.suite.name} "
+                                    f"| {label}")
             start = time.perf_counter()
-            correct, n = _evaluate_cell(run, cell, opts, rank, world, device, bar)
+            counts = _evaluate_cell(cell_runs, cell, opts, rank, world, device, bar)
             seconds = time.perf_counter() - start
             if rank == 0:
-                run.store.write(Record(run.name, run.data.suite.name, cell.corruption, cell.severity, n, correct,
-                                       run.store.hash, opts.seed, str(device), world, round(seconds, 4),
-                                       package_versions))
+                for run, (correct, n) in zip(cell_runs, counts):
+                    run.store.write(Record(run.name, run.data.suite.name, cell.corruption, cell.severity, n,
+                                           correct, run.store.hash, opts.seed, str(device), world,
+                                           round(seconds, 4), package_versions))
     finally:
         if bar is not None:
             bar.close()
