@@ -11,6 +11,7 @@ import difflib
 import json
 import os
 import tempfile
+from dataclasses import asdict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike, *,
         config["pretrained_cfg"]["input_size"] = list(cfg_input)
     config["pretrained_cfg"]["tag"] = info.dataset
     config["sparse_zoo"] = info.as_metadata()
+    if card_results is not None:
+        config["results"] = asdict(card_results)
     _write_atomic(config_path, json.dumps(config, indent=2) + "\n")
     card = model_card(info.model, info, report=report(model), repo_id=repo_id, results=card_results)
     _write_atomic(out / CARD_NAME, card)

@@ -49,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
         save_pretrained(model, folder, results=results, repo_id=args.repo_id)
         files = ", ".join(sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")))
         if args.dry_run:
-            print(f"dry run: wrote {files} to {folder}; would upload to {args.repo_id}")
+            if not args.out:  # the folder goes away with this command: show the card instead
+                print((folder / "README.md").read_text())
+            where = folder if args.out else "a temporary folder (use --out DIR to keep it)"
+            print(f"dry run: wrote {files} to {where}; would upload to {args.repo_id}")
             return 0
         commit = upload_folder(folder, args.repo_id, private=args.private)
     print(f"uploaded {files} to https://huggingface.co/{args.repo_id} ({commit})")
