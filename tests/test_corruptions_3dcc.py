@@ -247,3 +247,9 @@ def test_octiles_match_torch_quantile():
     d = torch.rand(3, 1001)
     expected = torch.quantile(d, torch.linspace(0, 1, dcc3d.N_QUANTILES + 1), dim=1).T
     torch.testing.assert_close(dcc3d._octiles(d), expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["h265_crf", "h265_abr", "bit_error"])
+def test_codecs_take_tiny_images(name):
+    x = cifar(1, 8)[..., :7]  # below x265's 16 px minimum and odd
+    assert corruptions.apply(x, name, 1).shape == x.shape

@@ -4,7 +4,8 @@ Each image is its own one-frame stream with a fresh encoder, so a sample's resul
 never depends on the rest of the batch (x264/x265 rate control carries state from
 frame to frame, so a batch encoded as one sequence would). Frames go through
 yuv420p like the reference's ffmpeg calls; odd sizes are padded by one edge
-row/column for the encoder and cropped back (the reference crops them off instead).
+row/column for the encoder and cropped back (the reference crops them off instead), and
+images smaller than 16 px likewise padded.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from .ops import to_uint8
 
 FPS = 25  # moviepy's and the reference videos' frame rate
+MIN_SIZE = 16  # x265 refuses smaller frames
 # Annex-B NAL unit types that are parameter sets (kept out of the "picture" bytes)
 _PARAMETER_SETS = {"h264": {7, 8}, "hevc": {32, 33, 34}}
 _SEI = {"h264": {6}, "hevc": {39, 40}}
@@ -103,10 +105,12 @@ def picture_bytes(data: bytes, codec: str) -> int:
 
 
 def frames(x: torch.Tensor) -> np.ndarray:
-    """A float (B, C, H, W) batch as (B, H', W', 3) uint8 RGB on CPU, rounded, padded to even H', W' for yuv420p."""
+    """A float (B, C, H, W) batch as (B, H', W', 3) uint8 RGB on CPU, rounded, edge-padded to even sizes
+    (yuv420p) of at least ``MIN_SIZE``."""
     b, c, h, w = x.shape
     rgb = to_uint8(x.expand(b, 3, h, w) if c == 1 else x).cpu()
-    rgb = torch.nn.functional.pad(rgb.float(), (0, w % 2, 0, h % 2), mode="replicate").to(torch.uint8)
+    pad_w, pad_h = max(MIN_SIZE, w + w % 2) - w, max(MIN_SIZE, h + h % 2) - h
+    rgb = torch.nn.functional.pad(rgb.float(), (0, pad_w, 0, pad_h), mode="replicate").to(torch.uint8)
     return rgb.permute(0, 2, 3, 1).numpy()
 
 
