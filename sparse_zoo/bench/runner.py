@@ -194,9 +194,10 @@ def evaluate(models: Sequence[str], suites: Sequence[str], data: Any = None, out
     runs = []
     for spec, model, info in loaded:
         for sd in suite_data:
-            if info.num_classes != sd.suite.num_classes:
+            classes = len(sd.classes) if sd.classes else sd.suite.num_classes  # the data's, when it names them
+            if info.num_classes != classes:
                 raise ValueError(f"model {info.name} has {info.num_classes} classes but suite {sd.suite.name} has "
-                                 f"{sd.suite.num_classes}; use a model trained for {sd.suite.name}'s dataset")
+                                 f"{classes}; use a model trained for {sd.suite.name}'s dataset")
             config = {"model": info.name, "spec": spec, "weights": info.fingerprint, "suite": sd.suite.name,
                       "data": sd.identity, "seed": opts.seed, "limit": opts.limit,
                       "preprocessing": sd.suite.preprocessing}

@@ -1,7 +1,8 @@
 """Video datasets decoded with decord: UCF101 (official layout) and any <class>/<video> folder.
 
-A sample is a clip of ``frames`` frames taken every ``stride`` frames, returned as a float
-(C, T, H, W) tensor and an integer label. Training draws one clip at a random start; evaluation
+A sample is a clip of ``frames`` frames taken every ``stride`` frames, returned as a (C, T, H, W)
+tensor (uint8 and un-normalised like the image datasets, or normalised float when the
+:class:`ClipTransform` has a mean and std) and an integer label. Training draws one clip at a random start; evaluation
 takes ``num_clips`` uniformly spaced clips (deterministic; the centre one when ``num_clips=1``)
 and returns (num_clips, C, T, H, W) when ``num_clips > 1`` (average the logits with
 :func:`clip_logits`). Videos shorter than a clip loop, as mmaction2 does.
@@ -28,17 +29,17 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, default_collate
 
 from ..corruptions.video import ClipCorruption
+from .layouts import Layout, missing
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg")
-KINETICS_MEAN = (0.43216, 0.394666, 0.37645)  # the usual normalisation of 3D ResNets
-KINETICS_STD = (0.22803, 0.22145, 0.216989)
-UCF101_LAYOUT = """expected the official UCF101 layout:
-  ROOT/UCF-101/<Class>/v_<Class>_gXX_cYY.avi       (ROOT/UCF-101 or ROOT itself may be given)
-  ANNOTATIONS/ucfTrainTestlist/classInd.txt         lines '1 ApplyEyeMakeup'
-  ANNOTATIONS/ucfTrainTestlist/trainlist0N.txt      lines 'ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1'
-  ANNOTATIONS/ucfTrainTestlist/testlist0N.txt       lines 'ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi'
-get it from https://www.crcv.ucf.edu/data/UCF101.php (UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip),
-or make a small synthetic set with sparse_zoo.data.synthetic_video.make_synthetic_ucf101(ROOT)"""
+UCF101_LAYOUT = Layout(
+    "ucf101",
+    "ROOT/UCF-101/<Class>/v_<Class>_gXX_cYY.avi and ROOT/ucfTrainTestlist/{classInd.txt ('1 ApplyEyeMakeup'), "
+    "trainlist0N.txt ('ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1'), testlist0N.txt (paths only)}",
+    "https://www.crcv.ucf.edu/data/UCF101.php (UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip); "
+    "a small synthetic set: sparse_zoo.data.synthetic_video.make_synthetic_ucf101(ROOT)")
+VIDEO_FOLDER_LAYOUT = Layout("video-folder", "ROOT/<class>/<video>.{avi,mp4,mkv,webm,mov} (classes sorted by name)",
+                             "any video classification set in this layout (HMDB51, Kinetics-style folders)")
 
 
 class VideoDecodeError(RuntimeError):
@@ -70,8 +71,9 @@ class ClipSampler:
         """(len(starts), frames) positions in a sequence of ``length``; short sequences loop."""
         return (starts.reshape(-1, 1) + self.stride * torch.arange(self.frames)) % length
 
-    def train_starts(self, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randint(0, max(length - self.span, 0) + 1, (1,), generator=generator)
+    def train_starts(self, length: int) -> torch.Tensor:
+        """One random start (torch's global RNG, which the training tool seeds per sample)."""
+        return torch.randint(0, max(length - self.span, 0) + 1, (1,))
 
     def eval_starts(self, length: int) -> torch.Tensor:
         interval = max(length - self.span + 1, 1) / self.num_clips
@@ -80,39 +82,50 @@ class ClipSampler:
 
 @dataclass(frozen=True)
 class ClipTransform:
-    """uint8 (T, C, H, W) -> normalised float (C, T, H, W): resize the short side, crop, flip.
+    """uint8 (T, C, H, W) frames -> a (C, T, H, W) clip: resize the short side, crop, flip.
 
     Training crops at random and flips with probability 1/2 (set ``flip=False`` when the
-    classes depend on left/right direction); evaluation crops the centre.
+    classes depend on left/right direction); evaluation crops the centre. Without ``mean``
+    and ``std`` the clip stays uint8 and un-normalised, like the package's image datasets
+    (the benchmark harness and the training tool normalise with the model's statistics);
+    with them it is a normalised float clip.
     """
 
     size: int | None = 112
     short_side: int | None = 128
-    mean: tuple[float, ...] = KINETICS_MEAN
-    std: tuple[float, ...] = KINETICS_STD
     flip: bool = True
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
-    def __call__(self, clip: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = clip.float().div_(255.0) if clip.dtype == torch.uint8 else clip.float()
+    def __call__(self, clip: torch.Tensor, train: bool) -> torch.Tensor:
+        x = clip
         h, w = x.shape[-2:]
         if self.short_side is not None and min(h, w) != self.short_side:
             scale = self.short_side / min(h, w)
             h, w = max(round(h * scale), 1), max(round(w * scale), 1)
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+            x = F.interpolate(x.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+            x = x.round_().clamp_(0, 255) if clip.dtype == torch.uint8 else x
         if self.size is not None:
             if min(h, w) < self.size:
                 raise ValueError(f"frames of {h}x{w} are smaller than the crop {self.size}; set short_side")
             if train:
-                top = int(torch.randint(0, h - self.size + 1, (1,), generator=generator))
-                left = int(torch.randint(0, w - self.size + 1, (1,), generator=generator))
+                top = int(torch.randint(0, h - self.size + 1, (1,)))
+                left = int(torch.randint(0, w - self.size + 1, (1,)))
             else:
                 top, left = (h - self.size) // 2, (w - self.size) // 2
             x = x[..., top:top + self.size, left:left + self.size]
-        if train and self.flip and bool(torch.rand((), generator=generator) < 0.5):
+        if train and self.flip and bool(torch.rand(()) < 0.5):
             x = x.flip(-1)
-        mean = torch.tensor(self.mean).reshape(1, -1, 1, 1)
-        std = torch.tensor(self.std).reshape(1, -1, 1, 1)
-        return ((x - mean) / std).transpose(0, 1).contiguous()
+        x = x.transpose(0, 1).contiguous()
+        if self.mean is None or self.std is None:
+            return x.to(clip.dtype)
+        return normalize_clip(x, self.mean, self.std)
+
+
+def normalize_clip(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """A uint8 (or [0, 255] float) (C, T, H, W) or (B, C, T, H, W) clip -> float normalised by mean/std."""
+    shape = (-1, 1, 1, 1)
+    return (clip.float() / 255.0 - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
 
 
 def read_frames(path: str, sequence_fn: Callable[[int], torch.Tensor], *, num_threads: int = 1,
@@ -228,7 +241,7 @@ def clip_logits(model: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
 
 def _read_list(path: Path) -> list[list[str]]:
     if not path.is_file():
-        raise FileNotFoundError(f"missing {path}; {UCF101_LAYOUT}")
+        raise missing(UCF101_LAYOUT, path.parent, f"{path.name} is missing")
     return [line.split() for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -260,7 +273,7 @@ class UCF101(VideoClips):
         root = root / "UCF-101" if (root / "UCF-101").is_dir() else root
         ann = ann / "ucfTrainTestlist" if (ann / "ucfTrainTestlist").is_dir() else ann
         if not root.is_dir():
-            raise FileNotFoundError(f"no video folder at {root}; {UCF101_LAYOUT}")
+            raise missing(UCF101_LAYOUT, root, "no UCF-101 folder of class folders")
         class_rows = _read_list(ann / "classInd.txt")
         classes = [name for _, name in sorted(class_rows, key=lambda r: int(r[0]))]
         lookup = {name.lower(): i for i, name in enumerate(classes)}
@@ -287,6 +300,96 @@ class VideoFolder(VideoClips):
         samples = [(str(f), i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
                    if f.is_file() and f.suffix.lower() in extensions]
         if not samples:
-            raise FileNotFoundError(f"no videos ({', '.join(extensions)}) in {root}/<class>/; "
-                                    "expected one folder per class holding its videos")
+            raise missing(VIDEO_FOLDER_LAYOUT, root, f"no {', '.join(extensions)} files in class folders")
         super().__init__(samples, classes, train=train, frames=frames, stride=stride, **kwargs)
+
+
+# --- the training tool's and the benchmark harness's entry points ------------------------------
+
+@dataclass(frozen=True)
+class ClipLoader:
+    """A clip not decoded yet: calling it decodes (and draws the clip's random start, crop and flip)."""
+
+    dataset: VideoClips
+    index: int
+
+    def __call__(self) -> torch.Tensor:
+        item = self.dataset[self.index]
+        if item is None:
+            raise VideoDecodeError(self.dataset.samples[self.index][0], "skipped")
+        return item[0]
+
+
+class DeferredClips(Dataset):
+    """Yields ``(ClipLoader, label)``: the training tool's per-sample transform calls the loader
+    inside its seeded RNG, so clip starts, crops and flips are reproducible and resumable."""
+
+    def __init__(self, dataset: VideoClips):
+        self.dataset = dataset
+        self.classes = dataset.classes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[ClipLoader, int]:
+        return ClipLoader(self.dataset, index), self.dataset.samples[index][1]
+
+
+def open_videos(root: str | os.PathLike, *, train: bool, **kwargs) -> VideoClips:
+    """UCF101's layout (split 1) when ``root`` has ``ucfTrainTestlist``, else ``root/train`` and
+    ``root/test`` (or ``root/val``) holding ``<class>/<video>`` folders."""
+    root = Path(root)
+    if (root / "ucfTrainTestlist").is_dir():
+        return UCF101(root, root, 1, train=train, **kwargs)
+    split = "train" if train else next((n for n in ("test", "val") if (root / n).is_dir()), "test")
+    if not (root / split).is_dir():
+        raise missing(UCF101_LAYOUT, root, f"no ucfTrainTestlist, and no {split}/<class>/<video> folders either")
+    return VideoFolder(root / split, train=train, **kwargs)
+
+
+def recipe_geometry(data_config: dict) -> dict:
+    """Clip geometry from timm's data config of a video model: input_size (C, T, H, W); the short
+    side is resized to 8/7 of the crop (UCF101's usual 128 -> 112)."""
+    size = tuple(data_config["input_size"])
+    frames = size[1] if len(size) == 4 else 16
+    return {"frames": frames, "transform": ClipTransform(size=size[-1], short_side=round(size[-1] * 8 / 7))}
+
+
+@dataclass(frozen=True)
+class NormalizedClip:
+    """The training tool's ``video`` transform: decode a :class:`ClipLoader`, normalise the clip."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __call__(self, load: ClipLoader) -> torch.Tensor:
+        return normalize_clip(load(), self.mean, self.std)
+
+
+def open_suite(suite, data, clean_data, source: str):
+    """The ``ucf101-c`` suite of the benchmark harness: every cell is the test split (UCF101
+    split 1, or ``test/`` of a video folder) corrupted at decode time, seed 0 per clip id.
+
+    Clips: the centre clip of ``frames`` (16) frames at stride 2, resized to 128 (short side) and
+    centre-cropped to the suite's size (112), uint8 as the harness expects.
+    """
+    from ..bench.suites import SuiteData
+
+    if source == "prerendered":
+        raise ValueError(f"suite {suite.name} is corrupted at decode time; use source 'auto' or 'onthefly'")
+    if isinstance(data, Dataset):
+        raise ValueError(f"suite {suite.name} needs a path to the videos, not a Dataset object")
+    if data is None:
+        raise missing(UCF101_LAYOUT, data)
+    root = Path(data).expanduser().resolve()
+    frames = suite.extra.get("frames", 16)
+    options = dict(frames=frames, stride=suite.extra.get("stride", 2),
+                   transform=ClipTransform(size=suite.image_size, short_side=round(suite.image_size * 8 / 7)))
+    clean = open_videos(root, train=False, **options)
+
+    def cell(corruption: str, severity: int) -> VideoClips:
+        return open_videos(root, train=False, corruption=ClipCorruption(corruption, severity, seed=0), **options)
+
+    return SuiteData(suite, "onthefly", cell=cell, clean=clean,
+                     identity={"source": "onthefly", "clean": str(root), "videos": len(clean), "frames": frames,
+                               "stride": options["stride"], "size": suite.image_size, "corruption_seed": 0})
