@@ -153,14 +153,18 @@ def read_frames(path: str, sequence_fn: Callable[[int], torch.Tensor], *, num_th
     return torch.from_numpy(frames)[inverse]
 
 
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+
 class VideoClips(Dataset):
     """Clips of a list of (path, label) videos; the base of :class:`UCF101` and :class:`VideoFolder`."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], classes: Sequence[str], *, train: bool,
                  frames: int = 16, stride: int = 2, num_clips: int = 1, transform: ClipTransform | None = None,
                  corruption: ClipCorruption | None = None, on_error: str = "raise", num_threads: int = 1):
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        _check_on_error(on_error)
         if train and num_clips != 1:
             raise ValueError("training samples one random clip per video; num_clips must be 1")
         self.samples = list(samples)
@@ -286,6 +290,7 @@ class UCF101(VideoClips):
             if len(row) > 1 and int(row[1]) - 1 != lookup[folder]:
                 raise ValueError(f"{listing}: {row[0]} has label {row[1]} but classInd gives {lookup[folder] + 1}")
             samples.append((str(root / row[0]), lookup[folder]))
+        _check_on_error(kwargs.get("on_error", "raise"))
         super().__init__(_missing(samples, str(listing), kwargs.get("on_error", "raise")), classes,
                          train=train, frames=frames, stride=stride, **kwargs)
 
