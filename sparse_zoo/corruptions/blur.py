@@ -52,10 +52,11 @@ def _zooms(stop: float, step: float) -> tuple[float, ...]:
     224: (_zooms(1.11, .01), _zooms(1.16, .01), _zooms(1.21, .02), _zooms(1.26, .02), _zooms(1.31, .03))})
 def zoom_blur(x: torch.Tensor, zooms: tuple[float, ...], rng: Stream) -> torch.Tensor:
     """Mean of the image and its central zooms (``clipped_zoom``, bilinear like scipy's order-1 zoom)."""
+    x = x.contiguous(memory_format=torch.channels_last)  # 3-4x faster bilinear zooms on CPU
     out = x.clone()
     for z in zooms:
         out += ops.clipped_zoom(x, z)
-    return out / (len(zooms) + 1)
+    return (out / (len(zooms) + 1)).contiguous()
 
 
 class Glass(NamedTuple):

@@ -1,0 +1,189 @@
+"""Throughput of sparse_zoo's corruptions next to ``imagecorruptions`` on the same images.
+
+    python tools/bench_corruptions.py --reference-python /path/to/venv/bin/python
+
+For every corruption of a suite (default 'cifar-c', the 19 ImageNet-C ones) and every
+size (default 32 and 224 px) it times ``corruptions.apply`` on batches of ``--batch``
+images over severities 1-5, and, interleaved corruption by corruption so both see the
+same machine load, the per-image ``imagecorruptions.corrupt`` of the reference
+package on ``--ref-images`` of the same images per severity. It prints images/s, the
+ratio and the geometric mean of the ratios, and checks the targets at 224 px.
+
+``imagecorruptions==1.1.2`` is not a dependency: install it in its own environment
+(``python -m venv ic && ic/bin/pip install 'setuptools<81' imagecorruptions==1.1.2``)
+and pass that environment's python; this script then runs itself there in
+``--worker`` mode (which imports neither torch nor sparse_zoo). Corruptions that raise
+in the reference are reported as failed and left out of the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def worker() -> int:
+    """Reference side: read '{"images": path, "name": ..., "count": n}' lines, answer with images/s."""
+    import warnings
+
+    import numpy as np
+    from imagecorruptions import corrupt
+    warnings.simplefilter("ignore")
+    cache: dict[str, np.ndarray] = {}
+    for line in sys.stdin:
+        job = json.loads(line)
+        images = cache.setdefault(job["images"], np.load(job["images"]))
+        try:
+            corrupt(images[0], corruption_name=job["name"], severity=1)  # warm-up (imports, caches)
+            start = time.perf_counter()
+            for severity in SEVERITIES:
+                for image in images[:job["count"]]:
+                    corrupt(image, corruption_name=job["name"], severity=severity)
+            reply = {"rate": job["count"] * len(SEVERITIES) / (time.perf_counter() - start)}
+        except Exception as error:  # the reference fails on current numpy / scikit-image
+            reply = {"error": f"{type(error).__name__}: {error}"[:120]}
+        print(json.dumps(reply), flush=True)
+    return 0
+
+
+def load_images(data: Path | None, count: int, size: int, seed: int = 0):
+    """``count`` uint8 (N, 3, size, size) images: CIFAR-10 test images (resized) or smooth random ones."""
+    import torch
+    import torch.nn.functional as F
+    if data is not None:
+        from PIL import Image
+        files = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            raise SystemExit(f"no images under {data}")
+        step = max(1, len(files) // count)
+        arrays = [torch.from_numpy(__import__("numpy").array(Image.open(f).convert("RGB")))
+                  for f in files[::step][:count]]
+        x = torch.stack(arrays).permute(0, 3, 1, 2).float()
+    else:
+        g = torch.Generator().manual_seed(seed)
+        x = F.avg_pool2d(torch.rand(count, 3, 32, 32, generator=g) * 255, 3, 1, 1)
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def time_ours(images, name: str, device: str, repeats: int) -> float:
+    """Images/s of ``apply`` over severities 1-5 (best of ``repeats`` after a warm-up)."""
+    import torch
+
+    from sparse_zoo import corruptions
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    corruptions.apply(images, name, 1)
+    sync()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for severity in SEVERITIES:
+            corruptions.apply(images, name, severity, seed=1)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return len(images) * len(SEVERITIES) / best
+
+
+class Reference:
+    """A persistent ``--worker`` process in the reference environment."""
+
+    def __init__(self, python: str):
+        self.proc = subprocess.Popen([python, __file__, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def rate(self, images_file: str, name: str, count: int) -> dict:
+        self.proc.stdin.write(json.dumps({"images": images_file, "name": name, "count": count}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the imagecorruptions worker died; run it by hand with --worker to see why")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", default="cifar-c")
+    parser.add_argument("--names", nargs="*", help="corruptions to time (default: the whole suite)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=1, help="timed passes over severities 1-5 (best is kept)")
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/cifar10/test"),
+                        help="image folder to sample from (missing: smooth random images)")
+    parser.add_argument("--reference-python", help="python of an environment with imagecorruptions==1.1.2")
+    parser.add_argument("--ref-images", type=int, default=4, help="reference images per severity")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker()
+
+    import numpy as np
+    import torch
+
+    from sparse_zoo import corruptions
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.names or corruptions.names(args.suite)
+    for name in names:
+        corruptions.get(name)  # unknown names fail before any timing
+    data = args.data if args.data and args.data.exists() else None
+    reference = Reference(args.reference_python) if args.reference_python else None
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch}, "
+          f"images: {data or 'synthetic'}; reference: {args.reference_python or 'not run'}")
+    targets_ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            images = load_images(data, args.batch, size)
+            images_file = str(Path(tmp) / f"images_{size}.npy")
+            np.save(images_file, images.permute(0, 2, 3, 1).numpy())
+            images = images.to(args.device)
+            print(f"\n{size} px")
+            print(f"{'corruption':20s} {'ours img/s':>11s} {'imagecorr. img/s':>17s} {'ratio':>8s}")
+            ratios = []
+            for name in names:
+                ours = time_ours(images, name, args.device, args.repeats)
+                theirs = reference.rate(images_file, name, args.ref_images) if reference else {}
+                if "rate" in theirs:
+                    ratio = ours / theirs["rate"]
+                    ratios.append((name, ratio))
+                    cells = f"{theirs['rate']:17.1f} {ratio:7.1f}x"
+                else:
+                    cells = f"{'failed' if 'error' in theirs else '-':>17s} {'':>8s}"
+                print(f"{name:20s} {ours:11.1f} {cells}"
+                      + (f"  ({theirs['error']})" if "error" in theirs else ""), flush=True)
+            if ratios:
+                gm = geomean([r for _, r in ratios])
+                slowest = min(ratios, key=lambda item: item[1])
+                print(f"geometric mean of ratios over {len(ratios)} corruptions: {gm:.1f}x; "
+                      f"lowest: {slowest[0]} {slowest[1]:.1f}x")
+                if size == 224:
+                    met = gm >= 20 and slowest[1] >= 1
+                    targets_ok &= met
+                    print(f"targets at 224 px (geomean >= 20x, none slower): {'met' if met else 'NOT met'}")
+    if reference:
+        reference.close()
+    return 0 if targets_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
