@@ -28,9 +28,28 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
+def _signed32(x: torch.Tensor) -> torch.Tensor:
+    """32-bit values held in int64 to the int32 with the same bit pattern."""
+    return (((x + (1 << 31)) & _M32) - (1 << 31)).to(torch.int32)
+
+
+def _hash32_inplace(x: torch.Tensor) -> torch.Tensor:
+    """``_hash32`` on int32 bit patterns, in place: the same bits, 2x less memory traffic.
+
+    int32 products wrap modulo 2^32 (two's complement) on CPU and CUDA; shifts are
+    masked to act as logical shifts.
+    """
+    x ^= (x >> 16) & 0xFFFF
+    x.mul_(0x7FEB352D)
+    x ^= (x >> 15) & 0x1FFFF
+    x.mul_(0x846CA68B - (1 << 32))
+    x ^= (x >> 16) & 0xFFFF
+    return x
+
+
 def _to_uniform(bits: torch.Tensor) -> torch.Tensor:
-    """Top 24 bits to a float32 in the open interval (0, 1)."""
-    return ((bits >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
+    """Top 24 of 32 bits (int32 patterns) to a float32 in the open interval (0, 1)."""
+    return (((bits >> 8) & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
 
 
 def sample_keys(seed: int, sample_ids: Sequence[int] | torch.Tensor, name: str, severity: int | float) -> torch.Tensor:
@@ -56,45 +75,48 @@ class Stream:
     def __len__(self) -> int:
         return self.keys.shape[0]
 
-    def _draws(self, shape: tuple[int, ...], calls: int, fn) -> torch.Tensor:
-        """``fn(*bits)`` of ``calls`` consecutive draws of ``shape``, as a (B, *shape) tensor.
+    def _draws(self, n: int, calls: int, fn, width: int = 1) -> torch.Tensor:
+        """(B, n * width) values ``fn(*bits)`` of ``calls`` consecutive draws of n counters each.
 
-        On CPU the hashes are computed in blocks of about ``_BLOCK`` elements so their
-        temporaries stay in cache (several times faster); the values are the same.
+        ``fn`` maps int32 bit patterns of shape (rows, cols) to (rows, cols) or, with
+        ``width`` > 1, to (rows, cols, width) values (stored counter by counter). On
+        CPU the work runs in blocks of about ``_BLOCK`` elements so temporaries stay
+        in cache; the values do not depend on the blocking.
         """
-        n = math.prod(shape)
         bases = []
         for _ in range(calls):
             self.calls += 1
             salt = _hash32(torch.tensor(self.calls * 0x9E3779B9 & _M32, device=self.device))
-            bases.append(_hash32(torch.arange(n, device=self.device, dtype=torch.int64) ^ salt).unsqueeze(0))
-        if self.device.type != "cpu" or len(self) * n <= _BLOCK:
-            return fn(*(_hash32(base ^ self.keys) for base in bases)).reshape(len(self), *shape)
-        rows, cols = max(1, _BLOCK // n), min(n, _BLOCK)
+            bases.append(_signed32(_hash32(torch.arange(n, device=self.device, dtype=torch.int64) ^ salt)))
+        keys = _signed32(self.keys)
         out = None
+        whole = self.device.type != "cpu" or len(self) * n <= _BLOCK
+        rows, cols = (len(self), n) if whole else (max(1, _BLOCK // n), min(n, _BLOCK))
         for r in range(0, len(self), rows):
-            keys = self.keys[r:r + rows]
             for c in range(0, n, cols):
-                block = fn(*(_hash32(base[:, c:c + cols] ^ keys) for base in bases))
+                block = fn(*(_hash32_inplace(base[c:c + cols] ^ keys[r:r + rows]) for base in bases))
                 if out is None:
-                    out = torch.empty(len(self), n, dtype=block.dtype)
+                    out = torch.empty(len(self), n, *block.shape[2:], dtype=block.dtype, device=self.device)
                 out[r:r + rows, c:c + cols] = block
-        return out.reshape(len(self), *shape)
+        return out.reshape(len(self), n * width)
 
     def bits(self, *shape: int) -> torch.Tensor:
         """(B, *shape) int64 tensor of uniform 32-bit integers."""
-        return self._draws(shape, 1, lambda h: h)
+        return self._draws(math.prod(shape), 1, lambda h: h.to(torch.int64) & _M32).reshape(len(self), *shape)
 
     def uniform(self, *shape: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
         """(B, *shape) float32 uniform in the open interval (low, high)."""
-        u = self._draws(shape, 1, _to_uniform)
+        u = self._draws(math.prod(shape), 1, _to_uniform).reshape(len(self), *shape)
         return u if (low, high) == (0.0, 1.0) else low + (high - low) * u
 
     def normal(self, *shape: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
-        """(B, *shape) float32 normal draws (Box-Muller)."""
+        """(B, *shape) float32 normal draws: Box-Muller, both outputs of each pair of uniforms."""
         def box_muller(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
-            return torch.sqrt(-2.0 * torch.log(_to_uniform(h1))) * torch.cos((2.0 * math.pi) * _to_uniform(h2))
-        z = self._draws(shape, 2, box_muller)
+            radius = _to_uniform(h1).log_().mul_(-2.0).sqrt_()
+            angle = _to_uniform(h2).mul_(2.0 * math.pi)
+            return torch.stack((radius * angle.cos(), radius * angle.sin_()), -1)
+        n = math.prod(shape)
+        z = self._draws((n + 1) // 2, 2, box_muller, width=2)[:, :n].reshape(len(self), *shape)
         return z if (mean, std) == (0.0, 1.0) else mean + std * z
 
     def integers(self, low: int, high: int, *shape: int) -> torch.Tensor:

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from sparse_zoo.corruptions.rng import Stream, sample_keys
+
+
+def test_draws_of_a_sample_do_not_depend_on_its_batch():
+    keys = sample_keys(3, torch.tensor([5, 9, 2, 7]), "gaussian_noise", 2)
+    full = Stream(keys)
+    a, b = full.uniform(4, 5), full.normal(7)
+    perm = torch.tensor([2, 0, 3, 1])
+    shuffled = Stream(keys[perm])
+    assert torch.equal(shuffled.uniform(4, 5), a[perm]) and torch.equal(shuffled.normal(7), b[perm])
+    single = Stream(keys[1:2])
+    assert torch.equal(single.uniform(4, 5), a[1:2])
+
+
+def test_keys_depend_on_every_part_of_the_identity():
+    ids = torch.arange(4)
+    base = sample_keys(0, ids, "fog", 1)
+    for other in (sample_keys(1, ids, "fog", 1), sample_keys(0, ids, "snow", 1), sample_keys(0, ids, "fog", 2),
+                  sample_keys(0, ids + 4, "fog", 1)):
+        assert not torch.equal(base, other)
+    assert torch.equal(base, sample_keys(0, ids, "fog", 1))
+    assert len(set(base.tolist())) == 4
+
+
+def test_distributions():
+    s = Stream(sample_keys(0, torch.arange(8), "x", 1))
+    u = s.uniform(20000)
+    assert 0 < float(u.min()) and float(u.max()) < 1
+    assert float(u.mean()) == pytest.approx(0.5, abs=0.005) and float(u.var()) == pytest.approx(1 / 12, abs=0.002)
+    z = s.normal(20001)
+    assert z.shape == (8, 20001)
+    assert float(z.mean()) == pytest.approx(0.0, abs=0.01) and float(z.std()) == pytest.approx(1.0, abs=0.01)
+    assert float((z.abs() < 1).float().mean()) == pytest.approx(0.6827, abs=0.005)
+    i = s.integers(3, 7, 10000)
+    assert set(i.unique().tolist()) == {3, 4, 5, 6}
+    assert torch.bincount(i.flatten() - 3).float().div(i.numel()).sub(0.25).abs().max() < 0.01
+    with pytest.raises(ValueError, match="empty range"):
+        s.integers(2, 2, 3)
+
+
+def test_successive_draws_are_independent():
+    s = Stream(sample_keys(0, torch.arange(2), "x", 1))
+    a, b = s.uniform(5000), s.uniform(5000)
+    assert not torch.equal(a, b)
+    assert abs(float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])) < 0.03
