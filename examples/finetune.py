@@ -5,8 +5,8 @@
 
 ``--model`` is a zoo name (its published weights; ``--random-init`` builds it with
 fresh weights and the variant's random masks, for the zoo models not yet published),
-an ``hf-hub:`` id, or a local folder / ``.safetensors`` file. The head is replaced for
-the dataset's classes and gets a mask of the old head's density. By default the
+an ``hf-hub:`` id, or a local folder / ``.safetensors`` file. When the dataset has
+another number of classes, the head is replaced and gets a mask of the old head's density. By default the
 masks are frozen (``sparsity.mask_gradients``: pruned weights get zero gradients, so
 they stay exactly zero); ``--dst METHOD`` instead continues dynamic sparse training
 with ``sparse_zoo.dst.create`` at the model's sparsity. ``--save DIR`` writes the
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load(args)
     zoo = model.zoo_info
     train_loader, test_loader, num_classes = loaders(args, model)
-    replace_head(model, num_classes)
+    if model.num_classes != num_classes:
+        replace_head(model, num_classes)
     before = report(model, input_size=None)
     print(f"model {zoo.model} ({zoo.method}, target sparsity {zoo.sparsity:g}, {zoo.distribution}); "
           f"{num_classes} classes; sparsity {before.sparsity:.4f}, {before.maskable_nonzeros:,} nonzero weights")

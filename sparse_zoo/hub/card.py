@@ -110,7 +110,7 @@ def model_card(name: str, info: ZooInfo, *, report: SparsityReport, repo_id: str
                results: Results | None = None) -> str:
     """The full ``README.md`` of one exported model."""
     title, ds = _title(info), DATASETS[info.dataset]
-    spec = f"hf-hub:{repo_id}" if repo_id else f"{name}.{info.dataset}"
+    spec = f"hf-hub:{repo_id}" if repo_id else "local-dir:MODEL_FOLDER"  # the folder holding this card
     method = "dense training (the baseline)" if info.method == "dense" else f"`{info.method}`"
     flops = (f"| inference FLOPs (dense -> sparse) | {report.dense_flops / 1e9:.3f} G -> "
              f"{report.sparse_flops / 1e9:.3f} G |\n" if report.dense_flops else "")
@@ -146,10 +146,10 @@ import sparse_zoo  # registers the zoo's architectures with timm
 import timm
 
 model = timm.create_model("{spec}", pretrained=True).eval()
-# or: model = sparse_zoo.hub.load_model("{spec}")
+# or: model = sparse_zoo.hub.load_model("{spec.replace('local-dir:', '')}")
 ```
 
-Fine-tune with the masks frozen (the sparsity stays exact): `python examples/finetune.py --model {spec}`.
+Fine-tune with the masks frozen (the sparsity stays exact): `python examples/finetune.py --model {spec.replace('local-dir:', '')}`.
 
 ## Training
 
