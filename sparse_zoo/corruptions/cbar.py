@@ -135,19 +135,22 @@ def cocentric_sine_waves(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor
     return x + _level(s, 128.0) / 255.0 * rings.unsqueeze(1)
 
 
-@register("plasma_noise", tables={224: [4.75, 7.0, 8.5, 9.25, 10.0]},
-          notes="blends with an iterated-trigonometric colour 'plasma', weight 6.4 * severity / 255")
-def plasma_noise(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
-    """The reference's shader-style plasma (not the diamond-square fractal of fog).
+def plasma_params(rng: Stream, size: int) -> dict[str, torch.Tensor]:
+    return {"time": rng.uniform(1, low=0.0, high=6 * math.pi)[:, 0],
+            "iterations": rng.integers(4, 7, 1)[:, 0],
+            "sharpness": rng.uniform(1, low=0.5, high=1.0)[:, 0],
+            "scale": rng.uniform(1, low=0.075, high=0.2)[:, 0] * size}
 
-    Its ``i[3]`` term starts at 0 and is only ever multiplied, so it stays 0 and is dropped.
+
+def plasma(params: dict[str, torch.Tensor], h: int, w: int) -> torch.Tensor:
+    """(B, 3, H, W) colour plasma in [-1, 1] of the reference's shader-style kernel.
+
+    Not the diamond-square fractal of fog. The reference's ``i[3]`` term starts at 0
+    and is only ever multiplied, so it stays 0 and is dropped.
     """
-    size = _side(x)
-    time = _col(rng.uniform(1, low=0.0, high=6 * math.pi)[:, 0])
-    iterations = _col(rng.integers(4, 7, 1)[:, 0])
-    sharpness = _col(rng.uniform(1, low=0.5, high=1.0)[:, 0])
-    scale = _col(rng.uniform(1, low=0.075, high=0.2)[:, 0] * size)
-    ys, xs = _grid(*x.shape[-2:], x.device)
+    time, iterations = _col(params["time"]), _col(params["iterations"])
+    sharpness, scale = _col(params["sharpness"]), _col(params["scale"])
+    ys, xs = _grid(h, w, time.device)
     px, py = xs / scale, ys / scale
     freq, div1, div2 = 1.0, 1.0, torch.ones_like(sharpness)
     for step in range(6):
@@ -157,8 +160,14 @@ def plasma_noise(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
         px = torch.where(active, px + r0 - 0.3 * r1, px)
         py = torch.where(active, py + r1 + 0.3 * r0, py)
         freq, div1, div2 = freq * 1.93, div1 * 1.15, div2 * (2.25 - sharpness)
-    noise = torch.stack((torch.sin(px - time), torch.sin((px + py + torch.sin(time)) * 0.5),
-                         torch.sin(py + time)), dim=1)
+    return torch.stack((torch.sin(px - time), torch.sin((px + py + torch.sin(time)) * 0.5),
+                        torch.sin(py + time)), dim=1)
+
+
+@register("plasma_noise", tables={224: [4.75, 7.0, 8.5, 9.25, 10.0]},
+          notes="blends with an iterated-trigonometric colour plasma, weight 6.4 * severity / 255")
+def plasma_noise(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
+    noise = plasma(plasma_params(rng, _side(x)), *x.shape[-2:])
     if x.shape[1] == 1:
         noise = noise.mean(dim=1, keepdim=True)
     weight = _level(s, 64.0) / 255.0
@@ -340,6 +349,24 @@ def caustics(time: torch.Tensor, size: torch.Tensor, h: int, w: int) -> torch.Te
     return (c.abs() ** 8.0).clamp(0.0, 1.0)
 
 
+def refraction_offsets(grad_rows: torch.Tensor, grad_cols: torch.Tensor, eta: float,
+                       lens_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row/column displacements of the reference's ``refract([0, 0, 1], n, eta) * lens_scale``.
+
+    ``n`` is the unit normal of (grad_rows, grad_cols, 1). The reference builds a
+    rotation matrix and inverts it; in closed form the refracted ray's in-plane part
+    is ``n_xy * (sqrt(1 - |n_xy|^2 / eta^2) - n_z / eta)``; nearly flat normals
+    (``n_z >= 1 - 1e-3``) pass straight through. Rounded to 3 decimals as the reference.
+    """
+    norm = torch.sqrt(grad_rows ** 2 + grad_cols ** 2 + 1.0)
+    nz = 1.0 / norm
+    rho2 = (grad_rows ** 2 + grad_cols ** 2) / norm ** 2
+    factor = torch.sqrt(1.0 - rho2 / eta ** 2) - nz / eta
+    factor = torch.where(nz >= 1.0 - 1e-3, 0.0, factor) * lens_scale
+    return (torch.round(grad_rows / norm * factor * 1000.0) / 1000.0,
+            torch.round(grad_cols / norm * factor * 1000.0) / 1000.0)
+
+
 @register("caustic_refraction", tables={224: [2.35, 3.2, 4.9, 6.6, 9.15]},
           notes="refracts the image through a caustic 'water surface' of height = its luma, and lights it")
 def caustic_refraction(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
@@ -353,14 +380,7 @@ def caustic_refraction(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
     padded = F.pad(surface, (1, 1, 1, 1))  # zero outside, as luma_at_offset
     grad_rows = padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]   # east - west (along rows)
     grad_cols = padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]   # south - north (along columns)
-    norm = torch.sqrt(grad_rows ** 2 + grad_cols ** 2 + 1.0)
-    nz = 1.0 / norm
-    rho2 = (grad_rows ** 2 + grad_cols ** 2) / norm ** 2
-    # refract([0, 0, 1], n, eta) = n cos(out) + (n x (i x n) / |i x n|) sin(out), in closed form
-    factor = torch.sqrt(1.0 - rho2 / eta ** 2) - nz / eta
-    factor = torch.where(nz >= 1.0 - 1e-3, 0.0, factor) * lens_scale
-    shift_rows = torch.round(grad_rows / norm * factor * 1000.0) / 1000.0
-    shift_cols = torch.round(grad_cols / norm * factor * 1000.0) / 1000.0
+    shift_rows, shift_cols = refraction_offsets(grad_rows, grad_cols, eta, lens_scale)
     ys, xs = _grid(h, w, x.device)
     out = ops.remap(x, ys + shift_rows, xs + shift_cols, mode="constant")  # zero outside, as the reference
     light = (padded[:, 1:-1, :-2] - padded[:, 1:-1, 2:] + padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) * lighting

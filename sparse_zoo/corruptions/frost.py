@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .rng import Stream, sample_keys
+from .rng import Stream
 
 FROST_DIR_ENV = "SPARSE_ZOO_FROST_DIR"
 NUM_TEXTURES = 5
@@ -35,12 +35,13 @@ _TINT = (0.86, 0.94, 1.0)  # pale blue, like the reference photos
 _VEIN_OCTAVES = ((2.2, 0.06, 0.5, 4.0), (1.9, 0.08, 0.35, 8.0), (1.6, 0.1, 0.25, 16.0))
 
 
-def _spectral_noise(rng: Stream, size: int, exponent: float, low_cut: float = 0.0) -> torch.Tensor:
-    """(B, size, size) zero-mean unit-std noise with amplitude spectrum ``f ** -exponent``."""
+def _spectral_noise(gen: torch.Generator, count: int, size: int, exponent: float,
+                    low_cut: float = 0.0) -> torch.Tensor:
+    """(count, size, size) zero-mean unit-std noise with amplitude spectrum ``f ** -exponent``."""
     f = torch.fft.fftfreq(size).abs()
     radius = torch.sqrt(f.view(-1, 1) ** 2 + f.view(1, -1) ** 2).clamp_min(1.0 / size)
     amplitude = radius ** -exponent * (radius >= low_cut)
-    spectrum = torch.complex(rng.normal(size, size), rng.normal(size, size)) * amplitude
+    spectrum = torch.randn(count, size, size, dtype=torch.complex64, generator=gen) * amplitude
     noise = torch.fft.ifft2(spectrum).real
     noise = noise - noise.mean(dim=(1, 2), keepdim=True)
     return noise / noise.std(dim=(1, 2), keepdim=True)
@@ -53,10 +54,14 @@ def _veins(noise: torch.Tensor, width: float) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def procedural_textures(count: int = NUM_TEXTURES, size: int = TEXTURE_SIZE) -> torch.Tensor:
-    """(count, 3, size, size) synthetic frost textures in [0, 1], the same on every machine."""
-    rng = Stream(sample_keys(0, range(count), "frost-texture", 0))
-    haze = _spectral_noise(rng, size, 1.6)
-    veins = sum(amplitude * _veins(_spectral_noise(rng, size, exponent, low_cut=cut / size), width)
+    """(count, 3, size, size) synthetic frost textures in [0, 1].
+
+    A fixed asset rather than per-sample draws: made once on CPU from torch's seeded
+    generator, then moved to the device, so every device sees the same bank.
+    """
+    gen = torch.Generator().manual_seed(20190328)
+    haze = _spectral_noise(gen, count, size, 1.6)
+    veins = sum(amplitude * _veins(_spectral_noise(gen, count, size, exponent, low_cut=cut / size), width)
                 for exponent, width, amplitude, cut in _VEIN_OCTAVES)
     value = 0.4 + 0.12 * haze + veins * (0.75 + 0.25 * haze.clamp(-1.0, 1.0))
     tint = torch.tensor(_TINT).view(1, 3, 1, 1)
