@@ -90,9 +90,10 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask with exactly ``k`` True at the largest ``scores``; ties go to the lower flat index.
 
     Linear-time selection (``kthvalue``) instead of a full sort: the k-th largest
-    score is the threshold, everything above it is kept, and the remaining slots
-    go to the threshold-valued entries with the lowest flat indices (the same
-    result as a stable descending sort). ``scores`` must not contain NaN.
+    score is the threshold and everything at or above it is kept; only when
+    threshold-valued entries overflow ``k`` are the ones with the highest flat
+    indices dropped again (the same result as a stable descending sort).
+    ``scores`` must not contain NaN.
     """
     flat = scores.reshape(-1)
     n = flat.numel()
@@ -101,10 +102,11 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     if k == 0 or k == n:
         return torch.full(scores.shape, k == n, dtype=torch.bool, device=flat.device)
     threshold = flat.kthvalue(n - k + 1).values
-    mask = flat > threshold
-    need = k - int(mask.sum())
-    ties = torch.nonzero(flat == threshold).squeeze(1)[:need]
-    mask[ties] = True
+    mask = flat >= threshold
+    extra = int(mask.sum()) - k
+    if extra:
+        ties = torch.nonzero(flat == threshold).squeeze(1)
+        mask[ties[ties.numel() - extra:]] = False
     return mask.view(scores.shape)
 
 
