@@ -86,7 +86,9 @@ def front_matter(name: str, info: ZooInfo, results: Results | None = None) -> di
     task_type, _ = _task(info)
     tags = [task_type, "timm", "sparse", "sparse-zoo", info.arch, f"method-{info.method}"]
     if info.method != "dense":
-        tags += ["dynamic-sparse-training", f"sparsity-{round(info.sparsity * 100)}"]
+        tags.append(f"sparsity-{round(info.sparsity * 100)}")
+    if info.method not in ("dense", "static"):
+        tags.append("dynamic-sparse-training")
     meta = {"library_name": "timm", "license": "apache-2.0", "pipeline_tag": task_type, "tags": tags,
             "datasets": [DATASETS[info.dataset].hub_dataset]}
     index = _model_index(name, info, results or Results())
