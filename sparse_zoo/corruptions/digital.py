@@ -63,9 +63,9 @@ def jpeg_compression(x: torch.Tensor, quality: int, rng: Stream) -> torch.Tensor
 @register("pixelate", tables={32: (.95, .9, .85, .75, .65), 64: (.9, .8, .7, .6, .5),
                               224: (.6, .5, .4, .3, .25)})
 def pixelate(x: torch.Tensor, scale: float, rng: Stream) -> torch.Tensor:
-    """PIL BOX resize of the 8-bit image to ``int(size * scale)`` and back."""
+    """PIL BOX resize of the 8-bit image to ``int(size * scale)`` and back (uint8 rounding after each pass)."""
     h, w = x.shape[-2:]
-    small = ops.pil_resize(ops.quantize(x), (int(h * scale), int(w * scale)), "box")
+    small = ops.pil_resize(x, (int(h * scale), int(w * scale)), "box")
     return ops.pil_resize(small, (h, w), "box")
 
 

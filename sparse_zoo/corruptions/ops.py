@@ -22,7 +22,10 @@ than the image (elastic transform), and faster than a padded convolution on CPU.
 """
 from __future__ import annotations
 
+import functools
 import math
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -159,8 +162,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float, *, truncate: float = 4.0, mode:
     return separable_filter(x, gaussian_kernel1d(sigma, truncate), mode=mode)
 
 
+@functools.lru_cache(maxsize=64)
 def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
-    """The reference's anti-aliased defocus disk (``disk`` in make_imagenet_c.py).
+    """The reference's anti-aliased defocus disk (``disk`` in make_imagenet_c.py); cached, read-only.
 
     A 0/1 disk on a grid of half-width max(8, radius), normalised to sum 1, then
     ``cv2.GaussianBlur`` with ksize 3 (5 for radius > 8) and BORDER_REFLECT_101,
@@ -230,10 +234,12 @@ def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     return y[..., top:top + h, left:left + w]
 
 
+@functools.lru_cache(maxsize=64)
 def pil_resize_matrix(n_in: int, n_out: int, filter: str = "box") -> torch.Tensor:
     """(n_out, n_in) weights of Pillow's resampling along one axis (``precompute_coeffs`` in Resample.c).
 
     Supported filters: 'box' (``Image.BOX``) and 'bilinear' (``Image.BILINEAR``).
+    Cached: treat the result as read-only.
     """
     filters = {"box": (0.5, lambda t: ((t > -0.5) & (t <= 0.5)).to(torch.float64)),
                "bilinear": (1.0, lambda t: (1.0 - t.abs()).clamp(min=0.0))}
@@ -253,18 +259,29 @@ def pil_resize_matrix(n_in: int, n_out: int, filter: str = "box") -> torch.Tenso
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Round to the 8-bit grid (k / 255), as storing an intermediate image as uint8 does."""
-    return torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
+    """Round half up to the 8-bit grid (k / 255), as storing an intermediate image as uint8 does."""
+    return x.clamp(0, 1).mul_(255.0).add_(0.5).floor_().div_(255.0)
 
 
 def pil_resize(x: torch.Tensor, size: tuple[int, int], filter: str = "box") -> torch.Tensor:
-    """``PIL.Image.resize`` of an 8-bit image: horizontal pass, round to uint8, vertical pass, round."""
+    """``PIL.Image.resize`` of an 8-bit image: horizontal pass, round to uint8, vertical pass, round.
+
+    A pass whose weights pick a single source pixel (BOX upscaling) is a gather and
+    keeps the values as they are.
+    """
     h, w = x.shape[-2:]
     if size[1] != w:
-        x = quantize(apply_matrices(x, None, pil_resize_matrix(w, size[1], filter).to(x.device)))
+        x = _pil_pass(x, pil_resize_matrix(w, size[1], filter).to(x.device), -1)
     if size[0] != h:
-        x = quantize(apply_matrices(x, pil_resize_matrix(h, size[0], filter).to(x.device), None))
+        x = _pil_pass(x, pil_resize_matrix(h, size[0], filter).to(x.device), -2)
     return x
+
+
+def _pil_pass(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
+    if bool(((m == 0) | (m == 1)).all()) and bool((m.sum(1) == 1).all()):
+        return x.index_select(dim, m.argmax(1))
+    x = apply_matrices(x, m, None) if dim == -2 else apply_matrices(x, None, m)
+    return quantize(x)
 
 
 def remap(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
@@ -327,9 +344,11 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
     Runs through torchvision.io (libjpeg-turbo on CPU, nvJPEG on CUDA).
     """
-    from torchvision.io import decode_jpeg, encode_jpeg
-    data = encode_jpeg(list(to_uint8(x)), quality=int(quality))
-    images = decode_jpeg(data, device=x.device)
+    with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import decode_jpeg, encode_jpeg
+        data = encode_jpeg(list(to_uint8(x)), quality=int(quality))
+        images = decode_jpeg(data, device=x.device)
     return torch.stack(images).to(x.dtype) / 255.0
 
 

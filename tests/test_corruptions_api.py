@@ -1,0 +1,129 @@
+"""The corruption API: registry, apply(), table lookup, reproducibility and bad input."""
+import pytest
+import torch
+
+from sparse_zoo import corruptions
+
+# the corruptions of noise.py, blur.py and digital.py
+MINE = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "defocus_blur", "glass_blur", "zoom_blur",
+        "gaussian_blur", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate"]
+RANDOM = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "elastic_transform"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """Six smooth 32 px RGB images in [0, 1] (smooth so that blurs change them measurably)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(6, 3, 36, 36, generator=g), 5, 1)
+    return (x - x.amin((1, 2, 3), keepdim=True)) / (x.amax((1, 2, 3), keepdim=True) - x.amin((1, 2, 3), keepdim=True))
+
+
+def test_suites_name_registered_corruptions():
+    assert corruptions.names("cifar-c") == corruptions.names("imagenet-c") + corruptions.names("imagenet-c-extra")
+    assert len(corruptions.names("cifar-c")) == 19
+    for name in MINE:
+        assert name in corruptions.names("cifar-c")
+        assert sorted(corruptions.get(name).tables) == [32, 64, 224]
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="gaussian_noise"):
+        corruptions.get("gausian_noise")
+    with pytest.raises(ValueError, match="cifar-c"):
+        corruptions.names("cifar")
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_dtype_shape_and_range(batch, name):
+    for images in (batch, batch.double(), (batch * 255).round().to(torch.uint8)):
+        out = corruptions.apply(images, name, 3)
+        assert out.dtype == images.dtype and out.shape == images.shape and out.device == images.device
+        if out.is_floating_point():
+            assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0 and not out.isnan().any()
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_a_sample_does_not_depend_on_its_batch(batch, name):
+    ids = torch.tensor([10, 11, 12, 13, 14, 15])
+    full = corruptions.apply(batch, name, 4, seed=7, sample_ids=ids)
+    perm = torch.tensor([3, 5, 0, 2, 1, 4])
+    shuffled = corruptions.apply(batch[perm], name, 4, seed=7, sample_ids=ids[perm])
+    torch.testing.assert_close(shuffled, full[perm], atol=2e-5, rtol=0)
+    pair = corruptions.apply(batch[2:4], name, 4, seed=7, sample_ids=ids[2:4])
+    torch.testing.assert_close(pair, full[2:4], atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_seed_and_sample_id_change_the_draws(batch, name):
+    a = corruptions.apply(batch[:2], name, 5, seed=0)
+    assert not torch.equal(a, corruptions.apply(batch[:2], name, 5, seed=1))
+    assert not torch.equal(a, corruptions.apply(batch[:2], name, 5, seed=0, sample_ids=[5, 6]))
+    assert torch.equal(a, corruptions.apply(batch[:2], name, 5, seed=0))
+
+
+def test_closest_table_rule():
+    gaussian = corruptions.get("gaussian_noise")
+    assert gaussian.table_for(40)[0] == 32
+    assert gaussian.table_for(100)[0] == 64
+    assert gaussian.table_for(150)[0] == 224
+    assert gaussian.table_for(512)[0] == 224
+    assert gaussian.params(5, 32) == 0.10 and gaussian.params(5, 224) == 0.38
+    assert gaussian.params(5, 32, resolution=224) == 0.38
+    with pytest.raises(ValueError, match="no table for resolution 100"):
+        gaussian.params(1, 32, resolution=100)
+
+
+def test_resolution_override_picks_the_table(batch):
+    # brightness has no randomness: the 32 px image with the 224 px table equals brightness at shift 0.5
+    out = corruptions.apply(batch, "brightness", 5, resolution=224)
+    v = batch.amax(1, keepdim=True)
+    torch.testing.assert_close(out, (batch * ((v + 0.5).clamp(max=1) / v)).clamp(0, 1), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("severity", [0, 6, 2.0, True, "3"])
+def test_bad_severity(batch, severity):
+    with pytest.raises(ValueError, match="severity"):
+        corruptions.apply(batch, "contrast", severity)
+
+
+def test_bad_images():
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        corruptions.apply(torch.rand(3, 32, 32), "contrast", 1)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        corruptions.apply(torch.rand(1, 2, 32, 32), "contrast", 1)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        corruptions.apply([[0.5]], "contrast", 1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        corruptions.apply(torch.rand(1, 3, 8, 8) * 255, "contrast", 1)
+    with pytest.raises(ValueError, match="uint8 or float"):
+        corruptions.apply(torch.zeros(1, 3, 8, 8, dtype=torch.int32), "contrast", 1)
+    with pytest.raises(ValueError, match="sample_ids"):
+        corruptions.apply(torch.rand(2, 3, 8, 8), "gaussian_noise", 1, sample_ids=[1, 2, 3])
+    with pytest.raises(ValueError, match="depth"):
+        corruptions.apply(torch.rand(2, 3, 8, 8), "contrast", 1, depth=torch.rand(2, 1, 4, 4))
+
+
+def test_saturate_needs_colour():
+    with pytest.raises(ValueError, match="RGB"):
+        corruptions.apply(torch.rand(1, 1, 8, 8), "saturate", 1)
+
+
+def test_greyscale_images_work(batch):
+    grey = batch[:, :1]
+    for name in ("gaussian_noise", "contrast", "brightness", "jpeg_compression", "defocus_blur", "zoom_blur"):
+        assert corruptions.apply(grey, name, 2).shape == grey.shape
+
+
+def test_input_is_not_modified(batch):
+    before = batch.clone()
+    for name in MINE:
+        corruptions.apply(batch, name, 5)
+    assert torch.equal(batch, before)
