@@ -16,7 +16,6 @@ Under DDP, create the engine on the bare model before wrapping it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -76,6 +75,8 @@ def create(method: str, model: nn.Module, optimizer: torch.optim.Optimizer | Non
     cls = _lookup(method)
     setup = Setup(sparsity, distribution, delta_t, total_steps, seed, mask_config or MaskConfig(), existing_masks)
     setup.validate()
+    setup = dataclasses.replace(setup, sparsity=float(sparsity), delta_t=int(delta_t), total_steps=int(total_steps),
+                                seed=int(seed))  # plain numbers in saved states (numpy scalars are not)
     valid = [f.name for f in dataclasses.fields(cls.Options)]
     unknown = sorted(set(options) - set(valid))
     if unknown:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -62,15 +63,17 @@ class Setup:
     existing_masks: str = "keep"
 
     def validate(self) -> None:
-        if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) \
+        if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, numbers.Real) \
                 or not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity {self.sparsity!r} is outside [0, 1) (0.9 keeps 10% of the weights)")
         if self.distribution not in DISTRIBUTIONS:
             raise ValueError(f"unknown sparsity distribution {self.distribution!r}; "
                              f"valid: {', '.join(sorted(DISTRIBUTIONS))}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
         for name in ("delta_t", "total_steps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer (steps), got {value!r}")
         if self.existing_masks not in EXISTING_MASKS:
             raise ValueError(f"existing_masks={self.existing_masks!r}; valid: {', '.join(EXISTING_MASKS)}")
