@@ -31,7 +31,7 @@ class DefaultRun:
     """What the default run evaluates: images per cell (a class-balanced prefix of the subset), corruptions
     and severities (None: all of the suite's), and CPU threads."""
 
-    images: int = 500
+    images: int = 200
     batch_size: int = 250
     threads: int = 2
     seed: int = 0

@@ -102,11 +102,23 @@ def build(results_dir: str | Path, baseline: str | None = None) -> Leaderboard:
         for suite in suites:
             row.update(_suite_columns(runs.get((model, suite)), runs.get((baselines[model], suite)), suite))
         rows.append(row)
-    notes = [f"skipped unreadable results: {p}" for p in problems]
+    notes = [_describe_run(suite, [r for (m, s), r in runs.items() if s == suite]) for suite in suites]
+    notes += [f"skipped unreadable results: {p}" for p in problems]
     stale = len(runs_all) - len(runs)
     if stale:
         notes.append(f"{stale} older run folder(s) with a different config were not used")
     return Leaderboard(rows, columns, suites, runs, baselines, notes)
+
+
+def _describe_run(suite: str, runs: list[RunResults]) -> str:
+    """What a suite's numbers rest on: data source, images per cell, cells, seed."""
+    data = runs[0].config.get("data", {})
+    where = data.get("path") or data.get("clean") or "?"
+    source = "corrupted on the fly from" if data.get("source") == "onthefly" else "pre-rendered at"
+    images = sorted({rec.n for run in runs for rec in run.records.values()})
+    cells = max(sum(len(per) for per in run.table().values()) for run in runs)
+    return (f"{suite}: {source} {where}; {'/'.join(map(str, images))} images per cell, {cells} corruption x "
+            f"severity cells per model, seed {runs[0].config.get('seed')}.")
 
 
 def _suite_columns(run: RunResults | None, base: RunResults | None, suite: str) -> dict[str, float | None]:

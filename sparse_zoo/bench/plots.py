@@ -69,15 +69,14 @@ def accuracy_vs_severity(tables: dict[str, dict[str, dict[int, float]]], clean: 
     corruptions = _order(suite, {c for t in tables.values() for c in t})
     cols = min(5, len(corruptions))
     rows = math.ceil(len(corruptions) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.9), squeeze=False, sharey=True,
+                             layout="constrained")
     for ax, corruption in zip(axes.flat, corruptions):
         for model, table in tables.items():
             per = table.get(corruption, {})
-            xs, ys = ([0] if clean.get(model) is not None else []), ([100 * clean[model]] if clean.get(model)
-                                                                      is not None else [])
-            xs += sorted(per)
-            ys += [100 * per[s] for s in sorted(per)]
-            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, label=model)
+            points = ([(0, clean[model])] if clean.get(model) is not None else []) + sorted(per.items())
+            ax.plot([s for s, _ in points], [100 * a for _, a in points], marker="o", markersize=3, linewidth=1.2,
+                    label=model)
         ax.set_title(corruption, fontsize=9)
         ax.set_xticks(range(0, 6))
         ax.grid(alpha=0.3)
@@ -89,10 +88,8 @@ def accuracy_vs_severity(tables: dict[str, dict[str, dict[int, float]]], clean: 
     for ax in axes[-1, :]:
         ax.set_xlabel("severity (0 = clean)", fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
-               bbox_to_anchor=(0.5, 1.0 + 0.25 / rows))
-    fig.suptitle(f"{suite}: accuracy against severity", fontsize=10, y=1.0 + 0.45 / rows)
-    fig.tight_layout()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.suptitle(f"{suite}: accuracy against severity", fontsize=10)
     return _png(fig)
 
 
