@@ -127,3 +127,60 @@ def test_input_is_not_modified(batch):
     for name in MINE:
         corruptions.apply(batch, name, 5)
     assert torch.equal(batch, before)
+
+
+def _tiny_folder(root, size=16):
+    from PIL import Image
+    g = torch.Generator().manual_seed(1)
+    for c, cls in enumerate(("cat", "dog")):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            image = (torch.rand(size, size, 3, generator=g) * 255).to(torch.uint8).numpy()
+            Image.fromarray(image).save(root / cls / f"{c}{i}.png")
+    return root
+
+
+def test_corrupt_command_writes_the_cifar_c_layout(tmp_path):
+    import numpy as np
+
+    from sparse_zoo.cli import main
+    from sparse_zoo.data import CorruptedArrays, ImageFolder
+    src = _tiny_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["corrupt", str(src), str(out), "--format", "npy", "--corruptions", "shot_noise", "contrast",
+                 "--batch-size", "4", "--seed", "3"]) == 0
+    clean = torch.stack([ImageFolder(src)[i][0] for i in range(6)])
+    array, labels = np.load(out / "shot_noise.npy"), np.load(out / "labels.npy")
+    assert array.shape == (30, 16, 16, 3) and array.dtype == np.uint8
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1] * 5
+    for severity in (1, 5):
+        expected = corruptions.apply(clean, "shot_noise", severity, seed=3)
+        assert np.array_equal(array[(severity - 1) * 6:severity * 6], expected.permute(0, 2, 3, 1).numpy())
+    assert len(CorruptedArrays(out, "contrast", 2)) == 6
+    assert sorted(p.name for p in out.iterdir()) == ["contrast.npy", "labels.npy", "shot_noise.npy"]
+
+
+def test_corrupt_command_writes_the_imagenet_c_layout_and_resumes(tmp_path):
+    from PIL import Image
+
+    from sparse_zoo.cli import main
+    src = _tiny_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["corrupt", str(src), str(out), "--corruptions", "pixelate", "--severities", "2", "4"]) == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.JPEG"))
+    assert files == [f"pixelate/{s}/{c}/{n}.JPEG" for s in (2, 4) for c, n in
+                     [("cat", "00"), ("cat", "01"), ("cat", "02"), ("dog", "10"), ("dog", "11"), ("dog", "12")]]
+    image = Image.open(out / "pixelate/4/dog/11.JPEG")
+    assert image.format == "JPEG" and image.size == (16, 16)
+    stamp = (out / "pixelate/2/cat/00.JPEG").stat().st_mtime_ns
+    assert main(["corrupt", str(src), str(out), "--corruptions", "pixelate", "--severities", "2", "4"]) == 0
+    assert (out / "pixelate/2/cat/00.JPEG").stat().st_mtime_ns == stamp  # complete sets are kept
+
+
+def test_corrupt_command_rejects_bad_arguments_before_writing(tmp_path):
+    from sparse_zoo.cli import main
+    src = _tiny_folder(tmp_path / "in")
+    for extra in (["--severities", "6"], ["--corruptions", "no_such"], ["--format", "npy", "--severities", "1"]):
+        with pytest.raises(ValueError):
+            main(["corrupt", str(src), str(tmp_path / "out"), *extra])
+    assert not (tmp_path / "out").exists()
