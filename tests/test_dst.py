@@ -179,6 +179,9 @@ def test_gradient_method_without_gradients_raises():
     layer, engine = _one_linear("rigl")
     with pytest.raises(RuntimeError, match="before optimizer.zero_grad"):
         engine.step()
+    layer.weight.grad = torch.zeros_like(layer.weight)  # zero_grad(set_to_none=False) came first
+    with pytest.raises(RuntimeError, match="None or zero"):
+        engine.step()
 
 
 @pytest.mark.parametrize("method", ["set", "rigl", "granet_g", "acdc"])

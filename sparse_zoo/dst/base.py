@@ -190,10 +190,8 @@ class Engine:
 
     def targets(self, step: int) -> dict[str, tuple[int, int]]:
         """Per layer (keep, total): keep ``keep`` active weights by drop score, then grow to ``total``."""
-        out = {}
-        for n, k in self.planned_counts(step).items():
-            out[n] = (k - round(self.drop(step) * k), k)
-        return out
+        p = self.drop(step)
+        return {n: (k - round(p * k), k) for n, k in self.planned_counts(step).items()}
 
     def drop_score(self, name: str, module: nn.Module, grads: Grads) -> torch.Tensor:
         return magnitude(module)
@@ -317,13 +315,14 @@ class Engine:
         """
         grads: Grads = {n: m.weight.grad for n, m in self.layers.items()}
         present = [g for g in grads.values() if g is not None]
-        if self.needs_gradients and not present:
+        if self.needs_gradients and not any(bool(g.any()) for g in present):
             raise RuntimeError(
                 f"{self.name!r} needs the dense gradients at update step {self.step_count}, but every "
-                "masked weight's .grad is None: call engine.step() after optimizer.step() and before "
-                "optimizer.zero_grad()")
+                "masked weight's .grad is None or zero: call engine.step() after optimizer.step() and "
+                "before optimizer.zero_grad()")
         # a sum is finite iff every element is (float32 sums of real gradients do not overflow)
-        finite = torch.tensor(float(all(bool(torch.isfinite(g.sum())) for g in present)))
+        device = next(iter(self.layers.values())).weight.device  # NCCL reduces device tensors only
+        finite = torch.tensor(float(all(bool(torch.isfinite(g.sum())) for g in present)), device=device)
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         if distributed:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
