@@ -272,6 +272,8 @@ def test_cli_bench_and_leaderboard(tmp_path, models, capsys):
     assert "tiny_rigl" in text and f"{NPY_SUITE}_robust" in text
     assert main(["leaderboard", str(tmp_path / "r"), "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("model,top1,top1_err,param_count,img_size")
+    assert main(["bench", "--model", models[0], "--suite", "nope-c", "--data", str(root)]) == 2
+    assert "unknown suite 'nope-c'; valid: " in capsys.readouterr().err
 
 
 def test_default_run_reads_the_shipped_models_and_images(tmp_path, capsys):

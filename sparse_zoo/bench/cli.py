@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .suites import SOURCES, suite_names
 
@@ -44,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .store import CorruptResultsError
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, CorruptResultsError) as e:  # bad input: the message says what to do
+        print(f"sparse-zoo bench: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from . import default, leaderboard
     from .runner import evaluate
     if args.model is None and args.suite is None and args.data is None:

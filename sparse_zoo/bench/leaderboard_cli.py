@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .leaderboard import FORMATS
 
@@ -17,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .leaderboard import render
-    text = render(args.results, fmt=args.format, baseline=args.baseline, sort=args.sort, output=args.output)
+    try:
+        text = render(args.results, fmt=args.format, baseline=args.baseline, sort=args.sort, output=args.output)
+    except ValueError as e:  # no results, unknown baseline or column: the message lists the valid ones
+        print(f"sparse-zoo leaderboard: error: {e}", file=sys.stderr)
+        return 2
     print(text)
     return 0
