@@ -185,3 +185,13 @@ def test_synthetic_motion_is_an_exact_shift(action, shift):
     steps = [s for s in ((shift[0], shift[1]), (shift[0], -shift[1]))  # slides go either way
              if all(torch.equal(torch.roll(mask[t], s, dims=(0, 1)), mask[t + 1]) for t in range(5))]
     assert steps
+
+
+def test_spatial_corruption_after_resize_before_crop(ucf):
+    geometry = V.ClipTransform(size=24, short_side=28, flip=False)
+    hook = ClipCorruption("gaussian_noise", 2, seed=0)
+    raw = V.UCF101(ucf, ucf, 1, train=False, frames=4, transform=RAW)
+    corrupted = V.UCF101(ucf, ucf, 1, train=False, frames=4, transform=geometry, corruption=hook)
+    resized = geometry.resize(raw[0][0].transpose(0, 1))
+    assert resized.shape[-2:] == (28, 28) and resized.dtype == torch.uint8
+    assert torch.equal(corrupted[0][0], geometry.finish(hook.frames(resized, 0), False))

@@ -17,7 +17,8 @@ perturbations fall into two kinds:
 Severity tables are the reference's. Per-frame corruptions use the image engine's ImageNet-C
 (224 px) tables, except shot_noise and speckle_noise whose reference tables are the
 Tiny-ImageNet-C (64 px) ones. Parameters are in pixels of the frames being corrupted (the
-reference corrupts decoded frames at their native resolution, 320x240 for UCF101). All
+reference corrupts 240 px UCF101 frames and feeds its models about that scale; the video
+datasets corrupt frames resized to the model's scale, see :mod:`sparse_zoo.data.video`). All
 corruptions have severities 1-5; static_rotate has the reference's sixth level (180 degrees).
 The paper evaluates levels 1-4.
 

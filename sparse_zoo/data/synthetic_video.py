@@ -49,25 +49,29 @@ ACTIONS: dict[str, Motion] = {
 }
 
 
-def render(action: str, *, frames: int = 48, size: int = 64, generator: torch.Generator) -> torch.Tensor:
-    """One video of ``action`` as uint8 (T, H, W, 3)."""
+def render(action: str, *, frames: int = 48, size: int | tuple[int, int] = 64,
+           generator: torch.Generator) -> torch.Tensor:
+    """One video of ``action`` as uint8 (T, H, W, 3); ``size`` is H = W or (H, W)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown synthetic action {action!r}; valid: {', '.join(ACTIONS)}")
     g = generator
-    background = F.interpolate(torch.rand(1, 3, size // 8, size // 8, generator=g), size=(size, size),
+    h, w = (size, size) if isinstance(size, int) else size
+    background = F.interpolate(torch.rand(1, 3, max(h // 8, 1), max(w // 8, 1), generator=g), size=(h, w),
                                mode="bicubic", align_corners=False)[0].clamp(0, 1) * 0.4 + 0.3
-    background = background + 0.06 * torch.rand(3, size, size, generator=g)  # fine texture
+    background = background + 0.06 * torch.rand(3, h, w, generator=g)  # fine texture
     colour = torch.rand(3, 1, 1, generator=g)
     radius = 4 + 4 * float(torch.rand((), generator=g))
     square = bool(torch.rand((), generator=g) < 0.5)
-    start = torch.rand(2, generator=g) * size
+    start = torch.rand(2, generator=g) * torch.tensor([h, w])
     sign = 1.0 if bool(torch.rand((), generator=g) < 0.5) else -1.0
     dy, dx = ACTIONS[action](torch.arange(frames, dtype=torch.float32), sign, g)
-    cy, cx = (start[0] + dy) % size, (start[1] + dx) % size
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
-    wrap = lambda d: (d + size / 2) % size - size / 2  # noqa: E731  (distance on the torus)
-    ddy = wrap(coords.view(1, -1, 1) - cy.view(-1, 1, 1))
-    ddx = wrap(coords.view(1, 1, -1) - cx.view(-1, 1, 1))
+    cy, cx = (start[0] + dy) % h, (start[1] + dx) % w
+
+    def wrap(d: torch.Tensor, n: int) -> torch.Tensor:  # signed distance on the torus
+        return (d + n / 2) % n - n / 2
+
+    ddy = wrap(torch.arange(h, dtype=torch.float32).view(1, -1, 1) + 0.5 - cy.view(-1, 1, 1), h)
+    ddx = wrap(torch.arange(w, dtype=torch.float32).view(1, 1, -1) + 0.5 - cx.view(-1, 1, 1), w)
     inside = torch.maximum(ddy.abs(), ddx.abs()) <= radius if square else ddy ** 2 + ddx ** 2 <= radius ** 2
     video = torch.where(inside.unsqueeze(1), colour, background.unsqueeze(0))  # (T, 3, H, W)
     return (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
@@ -91,7 +95,8 @@ def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: int = 25,
 
 
 def make_synthetic_ucf101(root: str | os.PathLike, *, groups: int = 6, clips_per_group: int = 4,
-                          frames: int = 48, size: int = 64, fps: int = 25, crf: int = 18, seed: int = 0,
+                          frames: int = 48, size: int | tuple[int, int] = 64, fps: int = 25, crf: int = 18,
+                          seed: int = 0,
                           actions: tuple[str, ...] | None = None) -> Path:
     """Write a synthetic set in UCF101's layout under ``root``; returns ``root``.
 
@@ -101,8 +106,8 @@ def make_synthetic_ucf101(root: str | os.PathLike, *, groups: int = 6, clips_per
     actions = tuple(ACTIONS) if actions is None else actions
     if groups < 3:
         raise ValueError(f"need at least 3 groups for the three splits, got {groups}")
-    if size % 2:
-        raise ValueError(f"H.264 (yuv420p) needs an even frame size, got {size}")
+    if any(n % 2 for n in ((size,) if isinstance(size, int) else size)):
+        raise ValueError(f"H.264 (yuv420p) needs even frame sizes, got {size}")
     root = Path(root)
     lists = root / "ucfTrainTestlist"
     lists.mkdir(parents=True, exist_ok=True)
