@@ -239,7 +239,8 @@ def test_perlin_noise_matches_the_per_pixel_reference():
     period = 32 * 16 / 224
     for b in range(2):
         pb, gb = perm[b].numpy(), g[b].double().numpy()
-        turb = np.array([[sum(abs(_perlin_reference(pb, gb, f * y / period, f * x / period)) / f for f in (1, 2, 4, 8, 16))
+        octaves = (1, 2, 4, 8, 16)
+        turb = np.array([[sum(abs(_perlin_reference(pb, gb, f * y / period, f * x / period)) / f for f in octaves)
                           for x in range(16)] for y in range(16)])
         ref = (1 - alpha) * x[b].numpy() + alpha * np.clip(0.5 * turb + 0.5, 0, 1)
         assert np.allclose(out[b].numpy(), ref, atol=1e-4)

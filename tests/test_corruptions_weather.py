@@ -160,7 +160,8 @@ def test_motion_blur_matches_per_pixel_reference_on_both_paths():
     width = motion.kernel_width(6, 2)
     oy, ox = motion.offsets(width, angles)
     padded = torch.nn.functional.pad(x, (width - 1,) * 4, mode="replicate")
-    gathered = motion._shift_sum_gather(padded, oy + width - 1, ox + width - 1, motion.kernel(width, 2).tolist(), 19, 23)
+    weights = motion.kernel(width, 2).tolist()
+    gathered = motion._shift_sum_gather(padded, oy + width - 1, ox + width - 1, weights, 19, 23)
     assert torch.allclose(gathered, out, atol=1e-6)
 
 
@@ -225,7 +226,8 @@ def test_plasma_fractal_statistics_and_errors():
     rng = Stream(sample_keys(0, range(16), "plasma-test", 0))
     maps = {d: weather.plasma_fractal(rng, 64, d) for d in (1.4, 2.0, 3.0)}
     for m in maps.values():
-        assert torch.allclose(m.amin(dim=(1, 2)), torch.zeros(16)) and torch.allclose(m.amax(dim=(1, 2)), torch.ones(16))
+        assert torch.allclose(m.amin(dim=(1, 2)), torch.zeros(16))
+        assert torch.allclose(m.amax(dim=(1, 2)), torch.ones(16))
     # a slower wibble decay keeps more fine detail: rougher maps (larger neighbour differences)
     rough = [(m - m.roll(1, 2)).abs().mean().item() for m in maps.values()]
     assert rough[0] > rough[1] > rough[2]
@@ -291,7 +293,8 @@ def test_distance_transform_matches_scipy():
     for b in range(2):
         ref = np.minimum(ndimage.distance_transform_edt(~edges[b, 0].numpy()), 20.0)
         assert np.allclose(ours[b, 0].numpy(), ref, atol=1e-5)
-    assert torch.equal(weather.distance_to(torch.zeros(1, 1, 8, 8, dtype=torch.bool), 20.0), torch.full((1, 1, 8, 8), 20.0))
+    no_edges = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    assert torch.equal(weather.distance_to(no_edges, 20.0), torch.full((1, 1, 8, 8), 20.0))
 
 
 def test_equalize_hist_follows_opencv():

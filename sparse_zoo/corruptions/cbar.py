@@ -201,29 +201,39 @@ def perlin_tables(rng: Stream) -> tuple[torch.Tensor, torch.Tensor]:
     return perm, g
 
 
-def perlin_noise_2d(perm: torch.Tensor, g: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The reference's ``noise(x, y)`` on (B, N) coordinates (x, y >= -4096)."""
+def perlin_lattice(perm: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(B, 2, 256, 256) gradient ``g[p[p[i] + j]]`` at every lattice point (i, j) (``p[k] == p[k % 256]``)."""
+    b = perm.shape[0]
+    index = (perm.unsqueeze(2) + torch.arange(_PERLIN_B, device=perm.device)) % _PERLIN_B
+    corner = perm.gather(1, index.flatten(1))
+    return torch.stack((g[..., 0].gather(1, corner), g[..., 1].gather(1, corner)), 1).view(b, 2, _PERLIN_B, _PERLIN_B)
+
+
+def perlin_noise_2d(lattice: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B, N, M): the reference's ``noise(x[n], y[m])`` on the grid of coordinates ``x`` (N,) by ``y`` (M,).
+
+    On a grid the lattice cell of a pixel is (cell of its row, cell of its column),
+    so the corner gradients are picked by row and column indices, not per pixel.
+    """
     def split(t):
         t = t + _PERLIN_N
         cell = torch.floor(t)
         b0 = cell.long() % _PERLIN_B
         return b0, (b0 + 1) % _PERLIN_B, t - cell
 
-    def p(index):  # p[k] == p[k % 256] in the reference's doubled table
-        return perm.gather(1, index % _PERLIN_B)
-
-    def dot(index, rx, ry):
-        return rx * g[..., 0].gather(1, index) + ry * g[..., 1].gather(1, index)
-
     bx0, bx1, rx0 = split(x)
     by0, by1, ry0 = split(y)
+    rx0, ry0 = rx0.view(1, -1, 1), ry0.view(1, 1, -1)
     rx1, ry1 = rx0 - 1.0, ry0 - 1.0
-    i, j = p(bx0), p(bx1)
-    b00, b10, b01, b11 = p(i + by0), p(j + by0), p(i + by1), p(j + by1)
+
+    def dot(bx, by, rx, ry):
+        grad = lattice[:, :, bx.view(-1, 1), by.view(1, -1)]
+        return rx * grad[:, 0] + ry * grad[:, 1]
+
     sx, sy = rx0 * rx0 * (3.0 - 2.0 * rx0), ry0 * ry0 * (3.0 - 2.0 * ry0)
-    u, v = dot(b00, rx0, ry0), dot(b10, rx1, ry0)
+    u, v = dot(bx0, by0, rx0, ry0), dot(bx1, by0, rx1, ry0)
     a = u + sx * (v - u)
-    u, v = dot(b01, rx0, ry1), dot(b11, rx1, ry1)
+    u, v = dot(bx0, by1, rx0, ry1), dot(bx1, by1, rx1, ry1)
     b = u + sx * (v - u)
     return 1.5 * (a + sy * (b - a))
 
@@ -232,16 +242,16 @@ def perlin_noise_2d(perm: torch.Tensor, g: torch.Tensor, x: torch.Tensor, y: tor
           notes="blends with grey Perlin turbulence (5 octaves, period 32 px at 224), weight 0.05 * severity")
 def perlin_noise(x: torch.Tensor, s: float, rng: Stream) -> torch.Tensor:
     b, _, h, w = x.shape
-    perm, g = perlin_tables(rng)
-    ys, xs = _grid(h, w, x.device)
+    lattice = perlin_lattice(*perlin_tables(rng))
     period = 32 * _side(x) / 224
     # the reference calls noise(row, col): its "x" is the row coordinate
-    u, v = (ys / period).reshape(1, -1).expand(b, -1), (xs / period).reshape(1, -1).expand(b, -1)
+    rows = torch.arange(h, device=x.device, dtype=torch.float32) / period
+    cols = torch.arange(w, device=x.device, dtype=torch.float32) / period
     turbulence, f = 0.0, 1.0
     while f <= 16.0:
-        turbulence = turbulence + perlin_noise_2d(perm, g, f * u, f * v).abs() / f
+        turbulence = turbulence + perlin_noise_2d(lattice, f * rows, f * cols).abs() / f
         f *= 2
-    value = (0.5 * turbulence + 0.5).clamp(0.0, 1.0).view(b, 1, h, w)
+    value = (0.5 * turbulence + 0.5).clamp(0.0, 1.0).unsqueeze(1)
     alpha = _level(s, 0.5)
     return (1 - alpha) * x + alpha * value
 

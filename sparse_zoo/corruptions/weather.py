@@ -132,6 +132,28 @@ _WATER = (175 / 255.0, 238 / 255.0, 238 / 255.0)  # pale turquoise
 _MUD = (63 / 255.0, 42 / 255.0, 20 / 255.0)
 
 
+def _filter3x3(x: torch.Tensor, kernel: torch.Tensor, border: str = "reflect") -> torch.Tensor:
+    """``cv2.filter2D`` with a 3x3 kernel as a sum of shifted slices (a 1-channel conv2d is slow on CPU).
+
+    ``border`` is a torch pad mode: 'reflect' is OpenCV's default BORDER_REFLECT_101,
+    'replicate' its BORDER_REPLICATE.
+    """
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode=border)
+    out = torch.zeros_like(x)
+    for (i, j), k in zip(((i, j) for i in range(3) for j in range(3)), kernel.flatten().tolist()):
+        if k:
+            out.add_(padded[..., i:i + h, j:j + w], alpha=k)
+    return out
+
+
+def _dilate(mask: torch.Tensor) -> torch.Tensor:
+    """3x3 (8-connected) binary dilation of a (B, 1, H, W) bool mask, separably."""
+    m = F.pad(mask, (1, 1, 1, 1))
+    m = m[..., :, :-2] | m[..., :, 1:-1] | m[..., :, 2:]
+    return m[..., :-2, :] | m[..., 1:-1, :] | m[..., 2:, :]
+
+
 def canny(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """``cv2.Canny(x, low, high)`` of (B, 1, H, W) 8-bit values (0..255): bool edge map.
 
@@ -140,8 +162,8 @@ def canny(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     zero outside the image), then hysteresis: weak pixels (> low) joined to strong
     ones (> high) by 8-connected paths of weak pixels.
     """
-    dx = ops.filter2d(x, _SOBEL_X, "nearest")
-    dy = ops.filter2d(x, _SOBEL_X.T, "nearest")
+    dx = _filter3x3(x, _SOBEL_X, "replicate")
+    dy = _filter3x3(x, _SOBEL_X.T, "replicate")
     mag = dx.abs() + dy.abs()
     m = F.pad(mag, (1, 1, 1, 1))
 
@@ -158,7 +180,7 @@ def canny(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     weak = peak & (mag > low)
     edges = weak & (mag > high)
     while True:
-        grown = F.max_pool2d(edges.float(), 3, stride=1, padding=1).bool() & weak
+        grown = _dilate(edges) & weak
         if torch.equal(grown, edges):
             return edges
         edges = grown
@@ -224,10 +246,10 @@ def spatter(x: torch.Tensor, p: tuple[float, ...], rng: Stream) -> torch.Tensor:
         return x * (1 - m) + m * x.new_tensor(_MUD[:c] if c == 3 else (sum(_MUD) / 3,)).view(1, c, 1, 1)
     levels = torch.floor((liquid * 255.0).clamp(0, 255))          # astype(np.uint8)
     dist = distance_to(canny(levels, 50.0, 150.0), 20.0)          # distanceTransform + THRESH_TRUNC at 20
-    dist = torch.floor(ops.filter2d(dist, _BOX3))                 # cv2.blur (float) then astype(np.uint8)
+    dist = torch.floor(_filter3x3(dist, _BOX3))                 # cv2.blur (float) then astype(np.uint8)
     dist = equalize_hist(dist)
-    dist = torch.round(ops.filter2d(dist, _EMBOSS)).clamp(0, 255)  # filter2D to CV_8U saturates
-    dist = torch.round(ops.filter2d(dist, _BOX3))                 # cv2.blur of uint8 rounds
+    dist = torch.round(_filter3x3(dist, _EMBOSS)).clamp(0, 255)  # filter2D to CV_8U saturates
+    dist = torch.round(_filter3x3(dist, _BOX3))                 # cv2.blur of uint8 rounds
     m = liquid * dist
     m = m / m.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12) * strength
     colour = x.new_tensor(_WATER if c == 3 else (sum(_WATER) / 3,)).view(1, c, 1, 1)
