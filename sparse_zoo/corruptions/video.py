@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .registry import apply, get
+from .registry import apply, names
 from .rng import Stream, sample_keys
 
 FRAME_ID_BITS = 16  # frame t of clip i has sample id i * 2**16 + t in the image engine
@@ -116,7 +116,6 @@ def register_video(name: str, table: Sequence[Any], *, temporal: bool, notes: st
 
 def video_names(*, extra: bool = False) -> list[str]:
     """The 16 reference corruptions in the benchmark's order (plus ``EXTRA`` when asked)."""
-    from .registry import names
     return names("video") + (list(EXTRA) if extra else [])
 
 
