@@ -140,29 +140,34 @@ def normalize_clip(clip: torch.Tensor, mean: Sequence[float], std: Sequence[floa
     return (clip.float() / 255.0 - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
 
 
-def read_frames(path: str, sequence_fn: Callable[[int], torch.Tensor], *, num_threads: int = 1,
-                width: int = -1, height: int = -1) -> torch.Tensor:
+def read_frames(path: str, sequence_fn: Callable[[int], torch.Tensor], *, num_threads: int = 1) -> torch.Tensor:
     """Decode the frames ``sequence_fn(num_frames)`` asks for: uint8 (N, H, W, C) in that order.
 
-    decord decodes each needed frame once (sorted, unique) in a single batched call.
+    decord decodes each needed frame once (sorted, unique) in a single batched call. Only
+    failures of the decoder become :class:`VideoDecodeError`; errors of ``sequence_fn`` propagate.
     """
     import decord
 
     try:
-        reader = decord.VideoReader(path, num_threads=num_threads, width=width, height=height)
+        reader = decord.VideoReader(path, num_threads=num_threads)
         length = len(reader)
-        if length < 1:
-            raise VideoDecodeError(path, "no frames")
-        wanted = sequence_fn(length)
-        unique, inverse = torch.unique(wanted, sorted=True, return_inverse=True)
-        frames = reader.get_batch(unique.tolist()).asnumpy()
-    except VideoDecodeError:
-        raise
     except Exception as exc:  # decord raises RuntimeError/DECORDError subclasses for broken files
-        raise VideoDecodeError(path, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise _decode_error(path, exc) from exc
+    if length < 1:
+        raise VideoDecodeError(path, "no frames")
+    unique, inverse = torch.unique(sequence_fn(length), sorted=True, return_inverse=True)
+    try:
+        frames = reader.get_batch(unique.tolist()).asnumpy()
+    except Exception as exc:
+        raise _decode_error(path, exc) from exc
     if frames.shape[0] != len(unique):
         raise VideoDecodeError(path, f"decoder returned {frames.shape[0]} frames for {len(unique)}")
     return torch.from_numpy(frames)[inverse]
+
+
+def _decode_error(path: str, exc: Exception) -> VideoDecodeError:
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    return VideoDecodeError(path, f"{type(exc).__name__}: {first_line}")
 
 
 def _check_on_error(on_error: str) -> None:
