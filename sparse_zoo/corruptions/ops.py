@@ -191,7 +191,8 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     s = torch.where(v > 0, delta / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
     # skimage assigns r, then g, then b: the last channel equal to the max wins
     h = torch.where(b == v, 4.0 + (r - g) / safe, torch.where(g == v, 2.0 + (b - r) / safe, (g - b) / safe))
-    h = torch.where(delta > 0, (h / 6.0).remainder(1.0), torch.zeros_like(h))
+    h = h / 6.0  # in [-1/6, 5/6): wrap the negative hues of magenta-red
+    h = torch.where(delta > 0, torch.where(h < 0, h + 1.0, h), torch.zeros_like(h))
     return torch.stack((h, s, v), 1)
 
 
@@ -203,7 +204,8 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """
     h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
     n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = (n + h * 6.0).remainder(6.0)
+    k = n + h * 6.0  # in [1, 11): mod 6 by one subtraction (remainder() is slow on CPU)
+    k = torch.where(k >= 6.0, k - 6.0, k)
     return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
@@ -336,20 +338,21 @@ def warp_affine(x: torch.Tensor, matrix: torch.Tensor, mode: str = "mirror") -> 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Float [0, 1] to uint8 by rounding (an image that came from uint8 round-trips exactly)."""
-    return torch.round(x.clamp(0, 1) * 255.0).to(torch.uint8)
+    return x.clamp(0, 1).mul_(255.0).round_().to(torch.uint8)
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode every image as a baseline JPEG (libjpeg defaults: 4:2:0, like PIL) at ``quality`` and decode it.
+    """Encode every image as a baseline JPEG at ``quality`` and decode it, with libjpeg's defaults as PIL uses them.
 
-    Runs through torchvision.io (libjpeg-turbo on CPU, nvJPEG on CUDA).
+    Always runs on the CPU (torchvision.io, libjpeg-turbo) so that results match PIL
+    and agree across devices; nvJPEG would be faster on CUDA but rounds differently.
     """
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import decode_jpeg, encode_jpeg
-        data = encode_jpeg(list(to_uint8(x)), quality=int(quality))
-        images = decode_jpeg(data, device=x.device)
-    return torch.stack(images).to(x.dtype) / 255.0
+        data = encode_jpeg(list(to_uint8(x).cpu()), quality=int(quality))
+        images = decode_jpeg(data)
+    return torch.stack(images).to(x.device, x.dtype) / 255.0
 
 
 # --------------------------------------------------------------------------- random draws

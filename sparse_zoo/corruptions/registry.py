@@ -18,6 +18,7 @@ import torch
 from .rng import Stream, sample_keys
 
 CorruptionFn = Callable[..., torch.Tensor]
+_CPU_CHUNK = 1 << 19  # elements per call of a corruption function on CPU (see apply)
 
 SUITES: dict[str, tuple[str, ...]] = {
     "imagenet-c": (
@@ -148,11 +149,18 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
     sample_ids = torch.as_tensor(sample_ids).reshape(-1)
     if sample_ids.numel() != b:
         raise ValueError(f"sample_ids has {sample_ids.numel()} entries for a batch of {b}")
-    x = images.to(torch.float32) / 255.0 if images.dtype == torch.uint8 else images.to(torch.float32)
-    rng = Stream(sample_keys(seed, sample_ids, name, severity), images.device)
+    keys = sample_keys(seed, sample_ids, name, severity)
     p = corruption.params(severity, max(h, w), resolution)
-    kwargs = {"depth": depth} if corruption.uses_depth else {}
-    out = corruption.fn(x, p, rng, **kwargs).clamp_(0.0, 1.0)
-    if images.dtype == torch.uint8:
-        return (out * 255.0).to(torch.uint8)
-    return out.to(images.dtype)
+    # On CPU, a few images at a time keep every pass in cache (2-4x faster at 224 px); the
+    # draws are per sample, so the result is the same. ``whole_batch=True`` opts out.
+    step = b if images.device.type != "cpu" or corruption.extra.get("whole_batch") else \
+        max(1, _CPU_CHUNK // images[0].numel())
+    out = torch.empty_like(images)
+    for start in range(0, b, step):
+        part = slice(start, start + step)
+        x = images[part].to(torch.float32)
+        x = x / 255.0 if images.dtype == torch.uint8 else x
+        kwargs = {"depth": None if depth is None else depth[part]} if corruption.uses_depth else {}
+        y = corruption.fn(x, p, Stream(keys[part], images.device), **kwargs).clamp_(0.0, 1.0)
+        out[part] = y.mul_(255.0) if images.dtype == torch.uint8 else y  # uint8 copy truncates
+    return out
