@@ -35,11 +35,11 @@ def impulse_noise(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
 
     Each element flips with probability ``amount``, to 1 or 0 with equal odds (the
     per-element Bernoulli form of scikit-image >= 0.19; older versions drew a fixed
-    number of coordinates with replacement).
+    number of coordinates with replacement). One uniform decides both: below
+    amount / 2 is salt, from amount / 2 to amount pepper.
     """
-    flipped = rng.uniform(*x.shape[1:]) <= amount
-    salted = rng.uniform(*x.shape[1:]) <= 0.5
-    return torch.where(flipped, salted.to(x.dtype), x)
+    u = rng.uniform(*x.shape[1:])
+    return torch.where(u <= amount, (u <= amount / 2).to(x.dtype), x)
 
 
 @register("speckle_noise", tables={32: (.06, .1, .12, .16, .2), 64: (.15, .2, .25, .3, .35),

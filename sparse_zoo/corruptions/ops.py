@@ -433,8 +433,9 @@ def _ptrs_round(lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
 def _poisson_inversion(lam: torch.Tensor, u: torch.Tensor, block: int, max_steps: int = 200) -> torch.Tensor:
     """Smallest k with CDF(k) >= u, stepping cache-sized blocks in place.
 
-    A block stops once every CDF has passed its u; ``max_steps`` bounds a search that
-    float rounding could stall (only possible for u within ~1e-7 of 1).
+    A block stops once every CDF has passed its u (dropping finished elements on the
+    way costs more than it saves); ``max_steps`` bounds a search that float rounding
+    could stall (only possible for u within ~1e-7 of 1).
     """
     out = torch.empty_like(lam)
     for start in range(0, lam.numel(), block):
