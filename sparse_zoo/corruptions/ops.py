@@ -280,10 +280,17 @@ def pil_resize(x: torch.Tensor, size: tuple[int, int], filter: str = "box") -> t
 
 
 def _pil_pass(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
-    if bool(((m == 0) | (m == 1)).all()) and bool((m.sum(1) == 1).all()):
-        return x.index_select(dim, m.argmax(1))
+    """One resampling pass along ``dim`` (-1 or -2), rounded to the 8-bit grid.
+
+    A pass that picks one source pixel per output (BOX upscaling) keeps the values as
+    they are; along rows it is a gather, otherwise a matmul (faster than gathering the
+    few taps of each output pixel on CPU).
+    """
+    select = bool((m.count_nonzero(1) == 1).all()) and bool((m.max(1).values == 1).all())
+    if select and dim == -2:
+        return x.index_select(-2, m.argmax(1).to(x.device))
     x = apply_matrices(x, m, None) if dim == -2 else apply_matrices(x, None, m)
-    return quantize(x)
+    return x if select else quantize(x)
 
 
 def remap(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
@@ -338,7 +345,7 @@ def warp_affine(x: torch.Tensor, matrix: torch.Tensor, mode: str = "mirror") -> 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Float [0, 1] to uint8 by rounding (an image that came from uint8 round-trips exactly)."""
-    return x.clamp(0, 1).mul_(255.0).round_().to(torch.uint8)
+    return x.mul(255.0).clamp_(0.0, 255.0).add_(0.5).to(torch.uint8)  # truncating x + 0.5 rounds half up
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -352,7 +359,7 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
         from torchvision.io import decode_jpeg, encode_jpeg
         data = encode_jpeg(list(to_uint8(x).cpu()), quality=int(quality))
         images = decode_jpeg(data)
-    return torch.stack(images).to(x.device, x.dtype) / 255.0
+    return torch.stack(images).to(x.device, x.dtype).div_(255.0)
 
 
 # --------------------------------------------------------------------------- random draws
