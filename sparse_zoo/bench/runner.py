@@ -192,13 +192,13 @@ def evaluate(models: Sequence[str], suites: Sequence[str], data: Any = None, out
     if len(set(names)) != len(names):
         raise ValueError(f"two models share a name: {names}; give distinct files or folders")
     runs = []
-    for spec, model, info in loaded:
+    for _, model, info in loaded:
         for sd in suite_data:
             classes = len(sd.classes) if sd.classes else sd.suite.num_classes  # the data's, when it names them
             if info.num_classes != classes:
                 raise ValueError(f"model {info.name} has {info.num_classes} classes but suite {sd.suite.name} has "
                                  f"{classes}; use a model trained for {sd.suite.name}'s dataset")
-            config = {"model": info.name, "spec": spec, "weights": info.fingerprint, "suite": sd.suite.name,
+            config = {"model": info.name, "weights": info.fingerprint, "suite": sd.suite.name,
                       "data": sd.identity, "seed": opts.seed, "limit": opts.limit,
                       "preprocessing": sd.suite.preprocessing}
             runs.append(_Run(info.name, model, info, sd, RunStore(out, info.name, sd.suite.name, config,
