@@ -131,7 +131,8 @@ def _load_local(path: Path, **kwargs: Any) -> nn.Module:
     args = dict(config.get("model_args") or json.loads(metadata.get("model_args", "{}")))
     args.setdefault("num_classes", config.get("num_classes"))
     args.update(kwargs)
-    model = timm.create_model(name, pretrained=False, **args)
+    # the saved pretrained_cfg (mean/std of the training set's tag) over the architecture's default
+    model = timm.create_model(name, pretrained=False, pretrained_cfg_overlay=config.get("pretrained_cfg"), **args)
     weights.load_into(model, file)
     if metadata.keys() >= set(weights.REQUIRED_METADATA) and "model" in metadata:
         model.zoo_info = ZooInfo.from_metadata(metadata)
