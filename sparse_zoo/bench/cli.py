@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                     "sparse_zoo_results/default)")
     parser.add_argument("--corruptions", type=_csv, help="only these corruptions")
     parser.add_argument("--severities", type=lambda t: [int(s) for s in _csv(t)], help="only these severities")
-    parser.add_argument("--limit", type=int, help="evaluate the first N images of each cell")
+    parser.add_argument("--limit", type=int, help="evaluate N evenly spaced images of each cell (class-balanced on sorted folders)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="seed of on-the-fly corruptions")
     parser.add_argument("--source", choices=SOURCES, default="auto",

@@ -93,8 +93,14 @@ def _selected(suite, options: BenchOptions, all_suites: list) -> tuple[list[str]
     return names, severities
 
 
-def _shard(n: int, rank: int, world: int) -> range:
-    return range(rank * n // world, (rank + 1) * n // world)
+def _spread(total: int, n: int) -> Sequence[int]:
+    """``n`` evenly spaced indices of ``total`` (all when n >= total): a limit keeps class-sorted folders balanced."""
+    return range(total) if n >= total else [i * total // n for i in range(n)]
+
+
+def _shard(indices: Sequence[int], rank: int, world: int) -> Sequence[int]:
+    n = len(indices)
+    return indices[rank * n // world:(rank + 1) * n // world]
 
 
 def _normalizer(info: model_lib.ModelInfo, device: torch.device, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,7 +118,7 @@ def _evaluate_cell(runs: list[_Run], cell: _Cell, options: BenchOptions, rank: i
     corrupt = None if cell.corruption == CLEAN else data.transform(cell.corruption, cell.severity, options.seed)
     correct = torch.zeros(len(runs), dtype=torch.int64, device=device)
     count = 0
-    for images, labels, indices in index_batches(dataset, _shard(cell.n, rank, world), options.batch_size,
+    for images, labels, indices in index_batches(dataset, _shard(_spread(len(dataset), cell.n), rank, world), options.batch_size,
                                                  options.workers):
         images = images.to(device, non_blocking=True)
         if corrupt is not None:
