@@ -76,7 +76,11 @@ REGISTRY: dict[str, Corruption] = {}
 
 def register(name: str, tables: Mapping[int, Sequence[Any]] | Sequence[Any], *, uses_depth: bool = False,
              notes: str = "", **extra: Any) -> Callable[[CorruptionFn], CorruptionFn]:
-    """Register ``fn`` under ``name`` with its severity table(s) (a sequence means one table)."""
+    """Register ``fn`` under ``name`` with its severity table(s) (a sequence means one table).
+
+    ``whole_batch=True`` (kept in ``extra``) makes ``apply`` pass CPU batches whole
+    instead of in cache-sized chunks, for functions whose cost is per call.
+    """
     if not isinstance(tables, Mapping):
         tables = {0: tuple(tables)}
     for res, table in tables.items():
