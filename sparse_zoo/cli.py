@@ -57,4 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(cmd.module)
     sub = argparse.ArgumentParser(prog=f"sparse-zoo {name}", description=cmd.help)
     module.add_arguments(sub)
-    return int(module.run(sub.parse_args(rest)) or 0)
+    args = sub.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, not a traceback
+        sub.exit(2, f"sparse-zoo {name}: error: {exc}\n")
