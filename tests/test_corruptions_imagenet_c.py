@@ -256,8 +256,12 @@ def test_pixelate_equals_pil_box_resize(images, size):
         s = int(size * c)
         expected = np.stack([np.array(im.resize((s, s), Image.BOX).resize((size, size), Image.BOX))
                              for im in _pil(images[size])])
-        ours = corruptions.apply(images[size], "pixelate", severity).permute(0, 2, 3, 1).numpy()
-        np.testing.assert_array_equal(ours, expected)
+        for batch in (images[size], images[size].contiguous(memory_format=torch.channels_last)):
+            ours = corruptions.apply(batch, "pixelate", severity).permute(0, 2, 3, 1).numpy()
+            np.testing.assert_array_equal(ours, expected)
+        # the float path (PIL passes as matrices) lands on the same 8-bit values
+        ours = corruptions.apply(images[size] / 255.0, "pixelate", severity)
+        np.testing.assert_array_equal(ops.to_uint8(ours).permute(0, 2, 3, 1).numpy(), expected)
 
 
 @pytest.mark.parametrize("size", [32, 224])
@@ -270,7 +274,9 @@ def test_jpeg_equals_pil_at_the_table_quality(images, size):
             buffer = io.BytesIO()
             im.save(buffer, "JPEG", quality=quality)
             expected.append(np.array(Image.open(buffer)))
-        ours = corruptions.apply(images[size], "jpeg_compression", severity).permute(0, 2, 3, 1).numpy()
+        ours = corruptions.apply(images[size], "jpeg_compression", severity)
+        assert torch.equal(ours, ops.to_uint8(corruptions.apply(images[size] / 255.0, "jpeg_compression", severity)))
+        ours = ours.permute(0, 2, 3, 1).numpy()
         diff = np.abs(ours.astype(int) - np.stack(expected))
         assert diff.max() <= 1 and diff.mean() < 0.01
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 
 from . import ops
-from .registry import register
+from .registry import register, register_uint8
 from .rng import Stream
 
 
@@ -60,6 +60,12 @@ def jpeg_compression(x: torch.Tensor, quality: int, rng: Stream) -> torch.Tensor
     return ops.jpeg(x, quality)
 
 
+@register_uint8("jpeg_compression")
+def jpeg_compression_uint8(x: torch.Tensor, quality: int, rng: Stream) -> torch.Tensor:
+    """``jpeg_compression`` on uint8 batches, straight into the codec."""
+    return ops.jpeg_uint8(x, quality).to(x.device)
+
+
 @register("pixelate", tables={32: (.95, .9, .85, .75, .65), 64: (.9, .8, .7, .6, .5),
                               224: (.6, .5, .4, .3, .25)})
 def pixelate(x: torch.Tensor, scale: float, rng: Stream) -> torch.Tensor:
@@ -67,6 +73,14 @@ def pixelate(x: torch.Tensor, scale: float, rng: Stream) -> torch.Tensor:
     h, w = x.shape[-2:]
     small = ops.pil_resize(x, (int(h * scale), int(w * scale)), "box")
     return ops.pil_resize(small, (h, w), "box")
+
+
+@register_uint8("pixelate")
+def pixelate_uint8(x: torch.Tensor, scale: float, rng: Stream) -> torch.Tensor:
+    """``pixelate`` on uint8 batches with Pillow's own fixed-point arithmetic (no float round trip)."""
+    h, w = x.shape[-2:]
+    small = ops.pil_box_resize_uint8(x, (int(h * scale), int(w * scale)))
+    return ops.pil_box_resize_uint8(small, (h, w))
 
 
 class Elastic(NamedTuple):

@@ -236,13 +236,18 @@ def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     return y[..., top:top + h, left:left + w]
 
 
-@functools.lru_cache(maxsize=64)
 def pil_resize_matrix(n_in: int, n_out: int, filter: str = "box") -> torch.Tensor:
-    """(n_out, n_in) weights of Pillow's resampling along one axis (``precompute_coeffs`` in Resample.c).
+    """(n_out, n_in) float32 weights of Pillow's resampling along one axis (``precompute_coeffs`` in Resample.c).
 
     Supported filters: 'box' (``Image.BOX``) and 'bilinear' (``Image.BILINEAR``).
     Cached: treat the result as read-only.
     """
+    return _pil_weights(n_in, n_out, filter).to(torch.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _pil_weights(n_in: int, n_out: int, filter: str) -> torch.Tensor:
+    """``pil_resize_matrix`` in float64, as Pillow computes it before its fixed-point rounding."""
     filters = {"box": (0.5, lambda t: ((t > -0.5) & (t <= 0.5)).to(torch.float64)),
                "bilinear": (1.0, lambda t: (1.0 - t.abs()).clamp(min=0.0))}
     if filter not in filters:
@@ -257,7 +262,7 @@ def pil_resize_matrix(n_in: int, n_out: int, filter: str = "box") -> torch.Tenso
         lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), n_in)
         w = fn((torch.arange(lo, hi, dtype=torch.float64) - center + 0.5) / filterscale)
         m[i, lo:hi] = w / w.sum() if w.sum() != 0 else w
-    return m.to(torch.float32)
+    return m
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -291,6 +296,74 @@ def _pil_pass(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
         return x.index_select(-2, m.argmax(1).to(x.device))
     x = apply_matrices(x, m, None) if dim == -2 else apply_matrices(x, None, m)
     return x if select else quantize(x)
+
+
+_PIL_PRECISION = 22  # Pillow's PRECISION_BITS for 8-bit images (32 - 8 - 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _pil_box_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(T, n_out) source rows and (n_out,) int32 fixed-point weight of Pillow's 8-bit BOX resampling.
+
+    A BOX output averages a run of equally weighted pixels: its weight is
+    ``int(2^22 / n + 0.5)`` as in ``normalize_coeffs_8bpc``. Runs shorter than T
+    pad with index ``n_in`` (a zero row). The weight is None where every output
+    copies one pixel (upscaling). Cached: read-only.
+    """
+    m = _pil_weights(n_in, n_out, "box")
+    counts = (m != 0).sum(1)
+    index = torch.full((int(counts.max()), n_out), n_in, dtype=torch.int64)
+    for i in range(n_out):
+        nonzero = m[i].nonzero().squeeze(1)
+        index[:len(nonzero), i] = nonzero
+    if int(counts.max()) == 1:
+        return index, None
+    weight = (m.max(1).values * (1 << _PIL_PRECISION) + 0.5).trunc().to(torch.int32)
+    return index, weight
+
+
+def pil_box_resize_uint8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``PIL.Image.resize(size, Image.BOX)`` of a uint8 batch, bit for bit (Pillow's fixed point, horizontal first).
+
+    Works in the batch's memory layout (NCHW or channels-last, kept in the result) on
+    a (N, H, W * K) view: columns are picked with ``gather`` on an expanded index and
+    rows with ``index_select``, the fast forms of each on CPU.
+    """
+    b, c, h, w = x.shape
+    channels_last = c > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    k = c if channels_last else 1
+    y = (x.permute(0, 2, 3, 1) if channels_last else x.contiguous()).reshape(-1, h, w * k)
+    if size[1] != w:
+        y = _pil_box_pass(y, *_pil_box_taps(w, size[1]), k)
+    if size[0] != h:
+        y = _pil_box_pass(y, *_pil_box_taps(h, size[0]), 0)
+    if channels_last:
+        return y.view(b, size[0], size[1], c).permute(0, 3, 1, 2)
+    return y.view(b, c, *size)
+
+
+def _pil_box_pass(y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor | None, k: int) -> torch.Tensor:
+    """One BOX pass on (N, rows, cols * k): over columns of k interleaved channels, or over rows (k = 0).
+
+    Each output is the run's sum (int16) times its weight, plus a half, shifted down.
+    """
+    index = index.to(y.device)
+    if k:  # column j, channel i sits at j * k + i
+        index = (index[..., None] * k + torch.arange(k, device=y.device)).flatten(1)
+    if weight is not None:  # index n_in (past the end) is a zero pixel for runs shorter than T
+        y = F.pad(y, (0, k) if k else (0, 0, 0, 1))
+        weight = weight.to(y.device)
+        weight = weight.repeat_interleave(k) if k else weight.view(-1, 1)
+
+    def pick(taps: torch.Tensor) -> torch.Tensor:
+        return y.gather(-1, taps.expand(*y.shape[:-1], len(taps))) if k else y.index_select(1, taps)
+    if weight is None:
+        return pick(index[0])
+    total = pick(index[0]).to(torch.int16)
+    for taps in index[1:]:
+        total += pick(taps)
+    acc = total.to(torch.int32).mul_(weight).add_(1 << (_PIL_PRECISION - 1))
+    return acc.bitwise_right_shift_(_PIL_PRECISION).to(torch.uint8)
 
 
 def remap(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
@@ -354,12 +427,20 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     Always runs on the CPU (torchvision.io, libjpeg-turbo) so that results match PIL
     and agree across devices; nvJPEG would be faster on CUDA but rounds differently.
     """
+    return jpeg_uint8(to_uint8(x).cpu(), quality).to(x.device, x.dtype).div_(255.0)
+
+
+def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """:func:`jpeg` of a uint8 batch, returned as uint8 on the CPU.
+
+    The decoder hands out (H, W, C) buffers: the batch keeps that channels-last layout
+    rather than paying for a transposing copy.
+    """
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import decode_jpeg, encode_jpeg
-        data = encode_jpeg(list(to_uint8(x).cpu()), quality=int(quality))
-        images = decode_jpeg(data)
-    return torch.stack(images).to(x.device, x.dtype).div_(255.0)
+        images = decode_jpeg(encode_jpeg(list(x.cpu()), quality=int(quality)))
+    return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------- random draws

@@ -10,7 +10,7 @@ table lookup, seeding and clipping once for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -56,6 +56,7 @@ class Corruption:
     uses_depth: bool = False
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    uint8_fn: CorruptionFn | None = None
 
     def table_for(self, size: int, resolution: int | None = None) -> tuple[int, Sequence[Any]]:
         """The table of ``resolution``, or of the reference size closest to the image size."""
@@ -91,6 +92,20 @@ def register(name: str, tables: Mapping[int, Sequence[Any]] | Sequence[Any], *, 
         if name in REGISTRY:
             raise ValueError(f"corruption {name!r} registered twice")
         REGISTRY[name] = Corruption(name, fn, dict(tables), uses_depth, notes, dict(extra))
+        return fn
+    return wrap
+
+
+def register_uint8(name: str) -> Callable[[CorruptionFn], CorruptionFn]:
+    """Attach a uint8 kernel to the registered corruption ``name``.
+
+    ``apply`` calls it instead of the float function on uint8 batches, skipping the
+    float round trip (most of the cost of integer-exact corruptions such as PIL
+    resizes or codecs). It takes the uint8 batch and must return the uint8 batch that
+    the float path would give.
+    """
+    def wrap(fn: CorruptionFn) -> CorruptionFn:
+        REGISTRY[name] = replace(REGISTRY[name], uint8_fn=fn)
         return fn
     return wrap
 
@@ -160,11 +175,15 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
     step = b if images.device.type != "cpu" or corruption.extra.get("whole_batch") else \
         max(1, _CPU_CHUNK // images[0].numel())
     out = torch.empty_like(images)
+    native = corruption.uint8_fn if images.dtype == torch.uint8 else None
     for start in range(0, b, step):
         part = slice(start, start + step)
+        kwargs = {"depth": None if depth is None else depth[part]} if corruption.uses_depth else {}
+        if native is not None:
+            out[part] = native(images[part], p, Stream(keys[part], images.device), **kwargs)
+            continue
         x = images[part].to(torch.float32)
         x = x / 255.0 if images.dtype == torch.uint8 else x
-        kwargs = {"depth": None if depth is None else depth[part]} if corruption.uses_depth else {}
         y = corruption.fn(x, p, Stream(keys[part], images.device), **kwargs).clamp_(0.0, 1.0)
         out[part] = y.mul_(255.0) if images.dtype == torch.uint8 else y  # uint8 copy truncates
     return out
