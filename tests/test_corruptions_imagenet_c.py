@@ -96,6 +96,23 @@ def test_shot_noise_is_poisson(level, severity, resolution):
     lam = level * photons  # covers both samplers: inversion below 10, PTRS above
     x = torch.full((4, 3, 100, 100), level)
     counts = corruptions.apply(x, "shot_noise", severity, resolution=resolution).double() * photons
+    _check_poisson_counts(counts, lam, photons)
+
+
+@pytest.mark.parametrize("level,severity,resolution", [(13, 5, 224), (230, 5, 224), (128, 1, 224), (255, 1, 224),
+                                                       (153, 1, 32), (1, 3, 224)])
+def test_shot_noise_on_8bit_levels_is_poisson(level, severity, resolution):
+    """Images on the 8-bit grid take the table sampler (uint8 and float batches alike)."""
+    photons = corruptions.get("shot_noise").params(severity, resolution)
+    x = torch.full((4, 3, 100, 100), level, dtype=torch.uint8)
+    out = corruptions.apply(x / 255.0, "shot_noise", severity, resolution=resolution)
+    assert torch.equal(corruptions.apply(x, "shot_noise", severity, resolution=resolution), (out * 255.0).to(torch.uint8))
+    _check_poisson_counts(out.double() * photons, float(torch.tensor(level / 255.0, dtype=torch.float32)) * photons,
+                          photons)
+    assert not corruptions.apply(torch.zeros_like(x), "shot_noise", severity, resolution=resolution).any()
+
+
+def _check_poisson_counts(counts, lam, photons):
     assert torch.allclose(counts, counts.round(), atol=1e-3)  # integer counts / photons
     k = counts.round().flatten()
     if lam * 1.0 + 8 * lam ** 0.5 < photons:  # clipping at 1 is negligible: check the moments
@@ -109,6 +126,17 @@ def test_shot_noise_is_poisson(level, severity, resolution):
     expected = pmf[keep] * k.numel()
     chi2 = (((observed[keep] - expected) ** 2) / expected).sum()
     assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4
+
+
+def test_poisson_levels_sampler_across_rates():
+    photons = 500.0  # rates up to 500 (CIFAR-C severity 1)
+    levels = torch.tensor([1, 5, 20, 60, 128, 255], dtype=torch.uint8).repeat_interleave(20000).expand(2, -1)
+    k = ops.poisson_levels(Stream(sample_keys(0, torch.arange(2), "poisson-test", 1)), levels, photons)
+    k = k.reshape(2, 6, 20000).transpose(0, 1).reshape(6, -1).double()
+    for level, draws in zip(levels[0, ::20000].tolist(), k):
+        rate = float(torch.tensor(level, dtype=torch.float32) / 255.0 * photons)
+        assert float(draws.mean()) == pytest.approx(rate, abs=5 * (rate / draws.numel()) ** 0.5)
+        assert float(draws.var()) == pytest.approx(rate, rel=0.05)
 
 
 def test_poisson_sampler_across_rates():

@@ -7,10 +7,13 @@ as in the reference's numpy calls.
 """
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 
 from . import ops
-from .registry import register
+from .registry import register, register_uint8
 from .rng import Stream
 
 
@@ -24,8 +27,23 @@ def gaussian_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
 @register("shot_noise", tables={32: (500, 250, 100, 75, 50), 64: (250, 100, 50, 30, 15),
                                 224: (60, 25, 12, 5, 3)})
 def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
-    """Photon noise: Poisson(x * photons) / photons (exact Poisson draws, see ``ops.poisson``)."""
+    """Photon noise: Poisson(x * photons) / photons (exact Poisson draws).
+
+    Images on the 8-bit grid (k / 255) take the table sampler ``ops.poisson_levels``,
+    like uint8 batches, and give the same values; others ``ops.poisson``.
+    """
+    levels = x.mul(255.0).round_()
+    if torch.equal(levels / 255.0, x):
+        return ops.poisson_levels(rng, levels.to(torch.uint8), photons).to(x.dtype).div_(photons)
     return ops.poisson(rng, x * photons) / photons
+
+
+@register_uint8("shot_noise")
+def shot_noise_uint8(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
+    """``shot_noise`` of uint8 batches: the counts mapped to 8 bits as ``apply`` maps the float result."""
+    counts = ops.poisson_levels(rng, x, photons)
+    lut = _counts_to_uint8(photons, x.device)
+    return lut.index_select(0, counts.clamp_(max=math.ceil(photons)).reshape(-1)).reshape(x.shape)
 
 
 @register("impulse_noise", tables={32: (.01, .02, .03, .05, .07), 64: (.01, .02, .05, .08, .14),
@@ -47,3 +65,10 @@ def impulse_noise(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
 def speckle_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     """Multiplicative noise x + x * N(0, std^2)."""
     return x + x * (std * rng.normal(*x.shape[1:]))
+
+
+@functools.lru_cache(maxsize=32)
+def _counts_to_uint8(photons: float, device: torch.device) -> torch.Tensor:
+    """uint8 value of count k: k / photons clipped to 1, times 255, truncated (``apply``'s float-to-uint8)."""
+    return (torch.arange(math.ceil(photons) + 1, dtype=torch.float32) / photons).clamp_(0.0, 1.0).mul_(255.0) \
+        .to(device, torch.uint8)

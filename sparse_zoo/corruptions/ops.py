@@ -495,6 +495,51 @@ def poisson(rng: Stream, lam: torch.Tensor, *, threshold: float = 10.0, block: i
     return out.reshape(lam.shape)
 
 
+@functools.lru_cache(maxsize=32)
+def _poisson_level_tables(photons: float, guide_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inversion tables for the 256 rates ``float32(level / 255) * photons`` of 8-bit images.
+
+    ``thresholds[level * K + k]`` is the float32 t with ``u > t`` exactly when a
+    :meth:`Stream.uniform` draw u (a multiple of 2^-24 plus 2^-25) exceeds the
+    float64 CDF at k; the last column is 1, so every search ends inside its row.
+    ``guide[level * M + m]`` is the flat position of the first k whose CDF can reach
+    a u in [m / M, (m + 1) / M) (Chen & Asau's guide table), M = 2^guide_bits.
+    """
+    lam = (torch.arange(256, dtype=torch.float32) / 255.0 * photons).double()[:, None]
+    width = int(float(lam.max()) + 12 * float(lam.max()) ** 0.5 + 30)
+    k = torch.arange(width, dtype=torch.float64)
+    log_pmf = torch.where(lam > 0, k * lam.clamp(min=1e-300).log() - lam - torch.lgamma(k + 1),
+                          torch.where(k == 0, 0.0, -math.inf))
+    cdf = log_pmf.exp().cumsum(1)
+    cdf[:, -1] = 1.0  # tail beyond K: < 1e-20 of the mass
+    thresholds = ((cdf * (1 << 24) - 0.5).floor() + 1).clamp(max=1 << 24) / (1 << 24)
+    edges = torch.arange(1 << guide_bits, dtype=torch.float64) / (1 << guide_bits)
+    first = torch.searchsorted(thresholds, edges.expand(256, -1).contiguous(), side="left")
+    guide = first + torch.arange(256)[:, None] * width
+    return thresholds.to(torch.float32).reshape(-1), guide.reshape(-1).to(torch.int32)
+
+
+def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float, *, guide_bits: int = 11) -> torch.Tensor:
+    """Exact Poisson(levels / 255 * photons) counts for an integer batch of 8-bit levels (B, ...), as int32.
+
+    Inversion of the float64 CDF (one ``rng.uniform`` per element) through a guide
+    table: the guide lands on the answer or a step short of it, and only the few
+    elements still short step on. An 8-bit image has 256 rates, so the tables are
+    built once per ``photons``; :func:`poisson` serves arbitrary rates.
+    """
+    thresholds, guide = (t.to(levels.device) for t in _poisson_level_tables(float(photons), guide_bits))
+    width, shape = thresholds.numel() // 256, levels.shape
+    u = rng.uniform(*shape[1:]).reshape(-1)
+    levels = levels.reshape(-1)
+    bucket = (u * (1 << guide_bits)).to(torch.int32).add_(levels.to(torch.int32) << guide_bits)
+    pos = guide.index_select(0, bucket)
+    pending = (u > thresholds.index_select(0, pos)).nonzero().squeeze(1)
+    while pending.numel():
+        pos[pending] += 1
+        pending = pending[u[pending] > thresholds.index_select(0, pos[pending])]
+    return pos.sub_(levels.to(torch.int32) * width).reshape(shape)
+
+
 def _ptrs_round(lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
                 need: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One PTRS proposal per element (rates >= 10): the candidate and whether it is accepted.
