@@ -68,12 +68,12 @@ def _kernels(args, models, out: Path) -> None:
     layer = args.layer or _middle_conv(next(iter(models.values())))
     maps = {name: kernel_maps(m, layer) for name, m in models.items()}
     record = {}
+    per_kernel = dict(next(iter(models.values())).named_modules())[layer].weight[0, 0].numel()
     for name, (counts, sums) in maps.items():
-        per_kernel = dict(models[name].named_modules())[layer].weight[0, 0].numel()
         record[name] = {"density": float(counts.sum()) / (counts.numel() * per_kernel),
                         "nonzeros": counts.tolist(), "abs_sum": sums.tolist()}
     _write_json(out / "kernels.json", {"layer": layer, "models": record})
-    print(f"wrote {plots.plot_kernel_maps(maps, layer, out / 'kernels.png')}")
+    print(f"wrote {plots.plot_kernel_maps(maps, layer, out / 'kernels.png', per_kernel)}")
 
 
 def _gradcam(args, models, out: Path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -36,15 +37,26 @@ def plot_attenuation(curves: Mapping[str, Mapping[str, Mapping[float, float]]], 
     return _save(fig, path)
 
 
-def plot_kernel_maps(maps: Mapping[str, tuple[torch.Tensor, torch.Tensor]], layer: str, path: str | Path) -> Path:
-    """Per-kernel nonzero count (top row) and |w| sum (bottom row), one column per model (paper fig. 5)."""
-    fig, axes = plt.subplots(2, len(maps), figsize=(4 * len(maps), 7.5), squeeze=False)
+def plot_kernel_maps(maps: Mapping[str, tuple[torch.Tensor, torch.Tensor]], layer: str, path: str | Path,
+                     kernel_size: int | None = None) -> Path:
+    """Per-kernel nonzero count (top row) and |w| sum (bottom row), one column per model (paper fig. 5).
+
+    Each row shares one colour scale across models (counts from 0 to ``kernel_size``), so a
+    lighter cell means the same in every panel.
+    """
+    fig, axes = plt.subplots(2, len(maps), figsize=(4.2 * len(maps), 8), squeeze=False, layout="constrained")
+    top = kernel_size or max(int(c.max()) for c, _ in maps.values())
+    sum_max = max(float(s.max()) for _, s in maps.values())
     for col, (name, (counts, sums)) in enumerate(maps.items()):
-        for row, (mat, label) in enumerate(((counts, "nonzeros per kernel"), (sums, "sum |w| per kernel"))):
+        for row, (mat, label, vmax) in enumerate(((counts, "nonzeros per kernel", top),
+                                                  (sums, "sum |w| per kernel", sum_max))):
             ax = axes[row][col]
-            im = ax.imshow(mat.cpu().numpy(), cmap="viridis", aspect="auto", interpolation="nearest")
+            ax.imshow(mat.cpu().numpy(), cmap="viridis", vmin=0, vmax=vmax, aspect="auto",
+                      interpolation="nearest")
             ax.set(title=f"{name}\n{label}" if row == 0 else label, xlabel="input channel", ylabel="output channel")
-            fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.title.set_fontsize(9)
+    for row in range(2):
+        fig.colorbar(axes[row][-1].images[0], ax=list(axes[row]), fraction=0.04, pad=0.02)
     fig.suptitle(f"kernels of {layer}")
     return _save(fig, path)
 
@@ -81,5 +93,5 @@ def plot_gradcam(images: Mapping[str, torch.Tensor], cams: Mapping[str, Mapping[
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(f"{model or 'image'}\n{s}", fontsize=7)
+                ax.set_ylabel("\n".join(textwrap.wrap(model or "image", 16)) + f"\n[{s}]", fontsize=6)
     return _save(fig, path)
