@@ -9,6 +9,7 @@ log/cos may differ by an ulp between devices). Keys come from
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -45,6 +46,13 @@ def _hash32_inplace(x: torch.Tensor) -> torch.Tensor:
     x.mul_(0x846CA68B - (1 << 32))
     x ^= (x >> 16) & 0xFFFF
     return x
+
+
+@functools.lru_cache(maxsize=16)
+def _counter_base(call: int, n: int, device: torch.device) -> torch.Tensor:
+    """int32 hashes of counters 0..n-1 salted by the draw number: shared by every sample, so cached (read-only)."""
+    salt = _hash32(torch.tensor(call * 0x9E3779B9 & _M32, device=device))
+    return _signed32(_hash32(torch.arange(n, device=device, dtype=torch.int64) ^ salt))
 
 
 def _to_uniform(bits: torch.Tensor) -> torch.Tensor:
@@ -86,8 +94,7 @@ class Stream:
         bases = []
         for _ in range(calls):
             self.calls += 1
-            salt = _hash32(torch.tensor(self.calls * 0x9E3779B9 & _M32, device=self.device))
-            bases.append(_signed32(_hash32(torch.arange(n, device=self.device, dtype=torch.int64) ^ salt)))
+            bases.append(_counter_base(self.calls, n, self.device))
         keys = _signed32(self.keys)
         out = None
         whole = self.device.type != "cpu" or len(self) * n <= _BLOCK
