@@ -156,6 +156,9 @@ def test_impulse_noise_flips_the_table_fraction():
         assert float((out == 1).float().mean()) == pytest.approx(amount / 2, rel=0.1)
         assert float((out == 0).float().mean()) == pytest.approx(amount / 2, rel=0.1)
         assert float(((out == 0) | (out == 1) | (out == 0.5)).float().mean()) == 1.0
+        x8 = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)  # the uint8 kernel: same draws, same values
+        out = corruptions.apply(x8 / 255.0, "impulse_noise", severity, resolution=224)
+        assert torch.equal(corruptions.apply(x8, "impulse_noise", severity, resolution=224), (out * 255).to(torch.uint8))
 
 
 # --------------------------------------------------------------------------- blurs

@@ -60,6 +60,13 @@ def impulse_noise(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
     return torch.where(u <= amount, (u <= amount / 2).to(x.dtype), x)
 
 
+@register_uint8("impulse_noise")
+def impulse_noise_uint8(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
+    """``impulse_noise`` of uint8 batches (the same draws; salt is 255)."""
+    u = rng.uniform(*x.shape[1:])
+    return torch.where(u <= amount, (u <= amount / 2).to(x.dtype).mul_(255), x)
+
+
 @register("speckle_noise", tables={32: (.06, .1, .12, .16, .2), 64: (.15, .2, .25, .3, .35),
                                    224: (.15, .2, .35, .45, .6)})
 def speckle_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
