@@ -177,10 +177,11 @@ def test_corrupt_command_writes_the_imagenet_c_layout_and_resumes(tmp_path):
     assert (out / "pixelate/2/cat/00.JPEG").stat().st_mtime_ns == stamp  # complete sets are kept
 
 
-def test_corrupt_command_rejects_bad_arguments_before_writing(tmp_path):
+def test_corrupt_command_rejects_bad_arguments_before_writing(tmp_path, capsys):
     from sparse_zoo.cli import main
     src = _tiny_folder(tmp_path / "in")
     for extra in (["--severities", "6"], ["--corruptions", "no_such"], ["--format", "npy", "--severities", "1"]):
-        with pytest.raises(ValueError):
+        with pytest.raises(SystemExit) as exc:
             main(["corrupt", str(src), str(tmp_path / "out"), *extra])
+        assert exc.value.code == 2 and "sparse-zoo corrupt: error:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

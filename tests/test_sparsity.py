@@ -270,5 +270,6 @@ def test_report_cli_json_matches_report(capsys):
     want = report(timm.create_model(name, width=0.25, num_classes=10), (3, 32, 32)).as_dict()
     assert printed == json.loads(json.dumps(want))
     assert printed["sparsity"] == pytest.approx(0.5, abs=1e-4) and printed["sparse_flops"] < printed["dense_flops"]
-    with pytest.raises(ValueError, match="C H W or C T H W"):
+    with pytest.raises(SystemExit) as exc:
         main(["report", name, *args, "--input-size", "32", "32"])
+    assert exc.value.code == 2 and "C H W or C T H W" in capsys.readouterr().err
