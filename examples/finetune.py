@@ -1,6 +1,6 @@
 """Fine-tune a sparse zoo model on a new image-folder dataset, keeping its sparsity exact.
 
-    python examples/finetune.py --model resnet34_cifar_rigl_s50 --data /work/shared/data/cifar10
+    python examples/finetune.py --model resnet34_cifar_rigl_s50 --data ../shared/data/cifar10
     python examples/finetune.py --model runs/my_run --data DIR --dst rigl   # continued DST
 
 ``--model`` is a zoo name (its published weights; ``--random-init`` builds it with
@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="zoo name, hf-hub: id, or local folder / .safetensors file")
     p.add_argument("--random-init", action="store_true", help="build a zoo name with fresh weights and masks")
     p.add_argument("--width", type=float, help="channel multiplier for --random-init of CIFAR/video archs")
-    p.add_argument("--data", default="/work/shared/data/cifar10", help="folder with train/ and test/ class folders")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"),
+                   help="folder with train/ and test/ class folders (default: ../shared/data/cifar10 beside the checkout)")
     p.add_argument("--per-class", type=int, default=0, help="train images per class (0 = all)")
     p.add_argument("--test-per-class", type=int, default=0, help="test images per class (0 = all)")
     p.add_argument("--epochs", type=int, default=2)
