@@ -193,19 +193,21 @@ def distance_to(edges: torch.Tensor, cap: float) -> torch.Tensor:
     +-cap columns); ``cv2.distanceTransform(DIST_L2, 5)`` approximates the same
     distance with a 5x5 chamfer mask (within ~2 %).
     """
-    b, _, h, w = edges.shape
-    rows = torch.arange(h, device=edges.device, dtype=torch.float32).view(1, 1, h, 1)
+    h, w = edges.shape[-2:]
+    edges = edges.transpose(-1, -2).contiguous()  # (B, 1, W, H): scans along the last dim are ~3x faster
+    rows = torch.arange(h, device=edges.device, dtype=torch.float32)
     far = float(h + w + cap)
-    above = rows - torch.where(edges, rows, -far).cummax(dim=2).values
-    below = torch.where(edges, rows, 2 * far).flip(2).cummin(dim=2).values.flip(2) - rows
-    g2 = torch.minimum(above, below).clamp(max=cap + 1) ** 2
+    above = rows - torch.where(edges, rows, -far).cummax(dim=-1).values
+    below = torch.where(edges, rows, 2 * far).flip(-1).cummin(dim=-1).values.flip(-1) - rows
+    g2 = torch.minimum(above, below).clamp_(max=cap + 1).square_()
     reach = int(math.ceil(cap))
-    g2 = F.pad(g2, (reach, reach), value=(cap + 1) ** 2)
-    d2 = g2[..., reach:reach + w]
-    for dx in range(1, reach + 1):
-        d2 = torch.minimum(d2, torch.minimum(g2[..., reach - dx:reach - dx + w], g2[..., reach + dx:reach + dx + w])
-                           + dx * dx)
-    return d2.sqrt().clamp(max=cap)
+    g2 = F.pad(g2, (0, 0, reach, reach), value=(cap + 1) ** 2)
+    d2 = g2[..., reach:reach + w, :].clone()
+    side = torch.empty_like(d2)
+    for dx in range(1, reach + 1):  # in place: this loop is most of spatter's time
+        torch.minimum(g2[..., reach - dx:reach - dx + w, :], g2[..., reach + dx:reach + dx + w, :], out=side)
+        torch.minimum(d2, side.add_(dx * dx), out=d2)
+    return d2.sqrt_().clamp_(max=cap).transpose(-1, -2).contiguous()
 
 
 def equalize_hist(x: torch.Tensor) -> torch.Tensor:
