@@ -308,7 +308,8 @@ def _pil_box_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor | N
     A BOX output averages a run of equally weighted pixels: its weight is
     ``int(2^22 / n + 0.5)`` as in ``normalize_coeffs_8bpc``. Runs shorter than T
     pad with index ``n_in`` (a zero row). The weight is None where every output
-    copies one pixel (upscaling). Cached: read-only.
+    copies one pixel (upscaling), and minus the shift s where every run has 2^s pixels
+    (int16). Cached: read-only.
     """
     m = _pil_weights(n_in, n_out, "box")
     counts = (m != 0).sum(1)
@@ -318,6 +319,8 @@ def _pil_box_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor | N
         index[:len(nonzero), i] = nonzero
     if int(counts.max()) == 1:
         return index, None
+    if bool((counts & (counts - 1) == 0).all()):  # runs of 2^s: (sum + 2^(s-1)) >> s exactly, in int16
+        return index, -counts.log2().round().to(torch.int16)
     weight = (m.max(1).values * (1 << _PIL_PRECISION) + 0.5).trunc().to(torch.int32)
     return index, weight
 
@@ -362,6 +365,9 @@ def _pil_box_pass(y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor | N
     total = pick(index[0]).to(torch.int16)
     for taps in index[1:]:
         total += pick(taps)
+    if weight.dtype == torch.int16:  # -shift
+        shift = weight.neg()
+        return total.add_((1 << shift) >> 1).bitwise_right_shift_(shift).to(torch.uint8)
     acc = total.to(torch.int32).mul_(weight).add_(1 << (_PIL_PRECISION - 1))
     return acc.bitwise_right_shift_(_PIL_PRECISION).to(torch.uint8)
 
