@@ -139,6 +139,14 @@ def test_poisson_levels_sampler_across_rates():
         assert float(draws.var()) == pytest.approx(rate, rel=0.05)
 
 
+def test_poisson_levels_takes_uniforms_next_to_one():
+    class Extremes:  # Stream.uniform rounds to 1.0 for its top draw; u * M then rounds up to M
+        def uniform(self, *shape):
+            return torch.tensor([1 - 2 ** -24, 1.0, 2 ** -25]).reshape(1, *shape)
+    k = ops.poisson_levels(Extremes(), torch.full((1, 3), 255, dtype=torch.uint8), 60.0)
+    assert k[0, 2] < 60 < k[0, 0] <= k[0, 1]
+
+
 def test_poisson_sampler_across_rates():
     rng = Stream(sample_keys(0, torch.arange(2), "poisson-test", 1))
     lam = torch.tensor([0.0, 0.3, 2.0, 9.99, 10.0, 25.0, 140.0, 500.0]).repeat_interleave(20000).expand(2, -1)

@@ -505,9 +505,9 @@ def poisson(rng: Stream, lam: torch.Tensor, *, threshold: float = 10.0, block: i
 def _poisson_level_tables(photons: float, guide_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inversion tables for the 256 rates ``float32(level / 255) * photons`` of 8-bit images.
 
-    ``thresholds[level * K + k]`` is the float32 t with ``u > t`` exactly when a
-    :meth:`Stream.uniform` draw u (a multiple of 2^-24 plus 2^-25) exceeds the
-    float64 CDF at k; the last column is 1, so every search ends inside its row.
+    ``thresholds[level * K + k]`` is the float64 CDF at k rounded to the 2^-24 grid
+    of :meth:`Stream.uniform`'s draws (``u > t`` where u exceeds the CDF); the last
+    column is 1, so every search ends inside its row.
     ``guide[level * M + m]`` is the flat position of the first k whose CDF can reach
     a u in [m / M, (m + 1) / M) (Chen & Asau's guide table), M = 2^guide_bits.
     """
@@ -537,7 +537,8 @@ def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float, *, guide_b
     width, shape = thresholds.numel() // 256, levels.shape
     u = rng.uniform(*shape[1:]).reshape(-1)
     levels = levels.reshape(-1)
-    bucket = (u * (1 << guide_bits)).to(torch.int32).add_(levels.to(torch.int32) << guide_bits)
+    # buckets from a scale a hair under M: u * M can round up to M, and a lower bucket only costs a step
+    bucket = (u * ((1 << guide_bits) * (1 - 2 ** -23))).to(torch.int32).add_(levels.to(torch.int32) << guide_bits)
     pos = guide.index_select(0, bucket)
     pending = (u > thresholds.index_select(0, pos)).nonzero().squeeze(1)
     while pending.numel():
