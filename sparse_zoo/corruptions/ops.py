@@ -320,6 +320,13 @@ def _pil_box_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor | N
     if int(counts.max()) == 1:
         return index, None
     if bool((counts & (counts - 1) == 0).all()):  # runs of 2^s: (sum + 2^(s-1)) >> s exactly, in int16
+        longest = int(counts.max())
+        if int(counts.min()) * 2 == longest and bool(((counts == longest) | (counts * 2 == longest)).all()):
+            # runs of n and 2n: listing each pixel of the short runs twice doubles their sum
+            # and count, the same rounded average, one shift for all and no zero pixel
+            short = counts < longest
+            index[:, short] = index[:longest // 2, short].repeat(2, 1)
+            counts = torch.full_like(counts, longest)
         return index, -counts.log2().round().to(torch.int16)
     weight = (m.max(1).values * (1 << _PIL_PRECISION) + 0.5).trunc().to(torch.int32)
     return index, weight
@@ -353,10 +360,8 @@ def _pil_box_pass(y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor | N
     index = index.to(y.device)
     if k:  # column j, channel i sits at j * k + i
         index = (index[..., None] * k + torch.arange(k, device=y.device)).flatten(1)
-    if weight is not None:  # index n_in (past the end) is a zero pixel for runs shorter than T
-        y = F.pad(y, (0, k) if k else (0, 0, 0, 1))
-        weight = weight.to(y.device)
-        weight = weight.repeat_interleave(k) if k else weight.view(-1, 1)
+    if weight is not None and int(index.max()) >= (y.shape[-1] // k if k else y.shape[1]):
+        y = F.pad(y, (0, k) if k else (0, 0, 0, 1))  # index n_in: a zero pixel for runs shorter than T
 
     def pick(taps: torch.Tensor) -> torch.Tensor:
         return y.gather(-1, taps.expand(*y.shape[:-1], len(taps))) if k else y.index_select(1, taps)
@@ -365,6 +370,11 @@ def _pil_box_pass(y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor | N
     total = pick(index[0]).to(torch.int16)
     for taps in index[1:]:
         total += pick(taps)
+    if weight.dtype == torch.int16 and bool((weight == weight[0]).all()):  # one shift for all
+        shift = -int(weight[0])
+        return total.add_((1 << shift) >> 1).bitwise_right_shift_(shift).to(torch.uint8)
+    weight = weight.to(y.device)
+    weight = weight.repeat_interleave(k) if k else weight.view(-1, 1)
     if weight.dtype == torch.int16:  # -shift
         shift = weight.neg()
         return total.add_((1 << shift) >> 1).bitwise_right_shift_(shift).to(torch.uint8)
