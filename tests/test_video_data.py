@@ -195,3 +195,15 @@ def test_spatial_corruption_after_resize_before_crop(ucf):
     resized = geometry.resize(raw[0][0].transpose(0, 1))
     assert resized.shape[-2:] == (28, 28) and resized.dtype == torch.uint8
     assert torch.equal(corrupted[0][0], geometry.finish(hook.frames(resized, 0), False))
+
+
+def test_ucf101_c_suite_of_the_harness(ucf):
+    from sparse_zoo.bench.suites import get_suite
+
+    data = get_suite("ucf101-c").open(ucf)
+    assert data.source == "onthefly" and data.classes == list(ACTS) and len(data.clean) == 3
+    clip, label = data.cell("reverse_sampling", 2)[0]
+    assert clip.shape == (3, 16, 112, 112) and clip.dtype == torch.uint8
+    assert data.cell("jumble", 1).corruption == ClipCorruption("jumble", 1, seed=0)
+    with pytest.raises(ValueError, match="decode time"):
+        get_suite("ucf101-c").open(ucf, source="prerendered")
