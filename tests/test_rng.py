@@ -41,6 +41,12 @@ def test_distributions():
         s.integers(2, 2, 3)
 
 
+def test_uniform_extremes_stay_inside_the_open_interval():
+    from sparse_zoo.corruptions.rng import _to_uniform
+    extremes = _to_uniform(torch.tensor([0, -1, 0x7FFFFFFF, -0x80000000], dtype=torch.int32))
+    assert float(extremes.min()) > 0 and float(extremes.max()) < 1
+
+
 def test_successive_draws_are_independent():
     s = Stream(sample_keys(0, torch.arange(2), "x", 1))
     a, b = s.uniform(5000), s.uniform(5000)

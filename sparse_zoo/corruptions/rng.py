@@ -56,8 +56,12 @@ def _counter_base(call: int, n: int, device: torch.device) -> torch.Tensor:
 
 
 def _to_uniform(bits: torch.Tensor) -> torch.Tensor:
-    """Top 24 of 32 bits (int32 patterns) to a float32 in the open interval (0, 1)."""
-    return (((bits >> 8) & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
+    """Top 23 of 32 bits (int32 patterns) to a float32 in the open interval (0, 1).
+
+    23 bits, not 24: ``k + 0.5`` must be exact in float32's 24-bit significand, or the
+    top draw would round to exactly 1.0.
+    """
+    return (((bits >> 9) & 0x7FFFFF).to(torch.float32) + 0.5) * (1.0 / (1 << 23))
 
 
 def sample_keys(seed: int, sample_ids: Sequence[int] | torch.Tensor, name: str, severity: int | float) -> torch.Tensor:
