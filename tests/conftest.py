@@ -29,3 +29,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def cifar_test_files(pattern: str, n: int) -> list[Path]:
+    """The first ``n`` CIFAR-10 test files matching ``pattern`` (e.g. ``"*/0000.jpg"``: one per class)."""
+    root = cifar10_root() / "test"
+    files = sorted(root.glob(pattern))[:n]
+    if len(files) < n:
+        pytest.fail(f"need {n} CIFAR-10 test images matching {pattern!r} under {root}: set SPARSE_ZOO_CIFAR10")
+    return files
+
+
+def cifar_test_images(pattern: str, n: int) -> torch.Tensor:
+    """uint8 (n, 3, 32, 32) real CIFAR-10 test images, see :func:`cifar_test_files`."""
+    import numpy as np
+    from PIL import Image
+    arrays = [np.array(Image.open(f).convert("RGB")) for f in cifar_test_files(pattern, n)]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,26 +12,18 @@ from sparse_zoo import corruptions
 from sparse_zoo.corruptions import codec, dcc3d
 from sparse_zoo.corruptions.depth import ground_plane
 from sparse_zoo.corruptions.rng import Stream, sample_keys
+from conftest import cifar_test_files
 
-CIFAR = Path("/work/shared/data/cifar10/test")
 NAMES = corruptions.names("3dcc")
 RANDOM = ("xy_motion_blur", "z_motion_blur", "iso_noise", "low_light")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many tiny ops: one thread avoids OpenMP spinning on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cifar(n: int = 4, size: int = 64) -> torch.Tensor:
     """n real CIFAR-10 test images (one per class), upscaled to ``size``, as uint8 (n, 3, size, size)."""
-    files = [sorted(d.glob("*.jpg"))[0] for d in sorted(CIFAR.iterdir())[:n]] if CIFAR.is_dir() else []
-    if len(files) < n:
-        pytest.skip("CIFAR-10 test images not available")
+    files = cifar_test_files("*/0000.jpg", n)
     images = [np.array(Image.open(f).convert("RGB").resize((size, size), Image.BICUBIC)) for f in files]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 

@@ -1,15 +1,14 @@
 """ImageNet-C-bar corruptions: CSV severities, monotonicity, and per-pixel reference formulas."""
-import glob
 import math
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sparse_zoo import corruptions
 from sparse_zoo.corruptions import cbar
 from sparse_zoo.corruptions.rng import Stream, sample_keys
+from conftest import cifar_test_images
 
 NAMES = corruptions.names("imagenet-c-bar")
 
@@ -26,23 +25,13 @@ CIFAR_CSV = {
     "sparkles": [0.7, 3.5, 5.6, 6.3, 7.0]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy shared CPU, two-thread barriers make many small ops crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def images():
     """Eight CIFAR-10 test images (32 px) and a 224 px bicubic enlargement of two, in [0, 1]."""
-    files = sorted(glob.glob("/work/shared/data/cifar10/test/*/0005.jpg"))[:8]
-    if len(files) < 8:
-        pytest.skip("CIFAR-10 test images not available")
-    x32 = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))) for f in files]).permute(0, 3, 1, 2)
-    x32 = x32.float() / 255
+    x32 = cifar_test_images("*/0005.jpg", 8).float() / 255
     x224 = torch.nn.functional.interpolate(x32[::4], size=224, mode="bicubic", align_corners=False).clamp(0, 1)
     return {32: x32, 224: x224}
 

@@ -1,5 +1,4 @@
 """ImageNet-C noise, blur and digital corruptions against the reference formulas and tables."""
-import glob
 import io
 
 import matplotlib.colors
@@ -12,25 +11,16 @@ from scipy import ndimage, stats
 from sparse_zoo import corruptions
 from sparse_zoo.corruptions import blur, ops
 from sparse_zoo.corruptions.rng import Stream, sample_keys
+from conftest import cifar_test_images
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def images():
-    """uint8 images: 8 CIFAR-10 test images (32 px; smooth random ones without the data) and 2 upscaled to 224 px."""
-    files = sorted(glob.glob("/work/shared/data/cifar10/test/*/0000.jpg"))[:8]
-    if len(files) == 8:
-        x32 = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))) for f in files]).permute(0, 3, 1, 2)
-    else:
-        g = torch.Generator().manual_seed(0)
-        x32 = (torch.nn.functional.avg_pool2d(torch.rand(8, 3, 36, 36, generator=g), 5, 1) * 255).to(torch.uint8)
+    """uint8 images: 8 CIFAR-10 test images (32 px) and 2 upscaled to 224 px."""
+    x32 = cifar_test_images("*/0000.jpg", 8)
     x224 = torch.nn.functional.interpolate(x32[:2].float(), size=224, mode="bicubic", align_corners=False)
     return {32: x32, 224: x224.round().clamp(0, 255).to(torch.uint8)}
 

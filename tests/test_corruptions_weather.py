@@ -1,5 +1,4 @@
 """ImageNet-C weather corruptions, motion blur and ImageMagick's motion-blur kernel."""
-import glob
 import math
 
 import numpy as np
@@ -12,27 +11,18 @@ from sparse_zoo import corruptions
 from sparse_zoo.corruptions import frost as frost_module
 from sparse_zoo.corruptions import motion, weather
 from sparse_zoo.corruptions.rng import Stream, sample_keys
+from conftest import cifar_test_images
 
 NAMES = ["motion_blur", "snow", "frost", "fog", "spatter"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy shared CPU, two-thread barriers make many small ops crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def images():
     """32 CIFAR-10 test images (32 px) and a 224 px bicubic enlargement of eight, in [0, 1]."""
-    files = sorted(glob.glob("/work/shared/data/cifar10/test/*/000[0-3].jpg"))[:32]
-    if len(files) < 32:
-        pytest.skip("CIFAR-10 test images not available")
-    x32 = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))) for f in files]).permute(0, 3, 1, 2)
-    x32 = x32.float() / 255
+    x32 = cifar_test_images("*/000[0-3].jpg", 32).float() / 255
     x224 = torch.nn.functional.interpolate(x32[::4], size=224, mode="bicubic", align_corners=False).clamp(0, 1)
     return {32: x32, 224: x224}
 

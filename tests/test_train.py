@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sparse_zoo.train import checkpoint, get_recipe, list_recipes
+from sparse_zoo.train import checkpoint, get_recipe
 from sparse_zoo.train.data import DATASETS, EpochSampler, SeededSamples
 from sparse_zoo.train.distributed import check_batch
 from sparse_zoo.train.recipes import Recipe, apply_overrides, load_yaml, parse_set

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
