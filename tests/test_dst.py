@@ -17,13 +17,7 @@ SPARSE = [m for m in ALL if m != "dense"]
 TOTAL, DT = 24, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: extra threads only spin on the shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_net(seed: int = 0) -> nn.Module:

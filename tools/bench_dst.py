@@ -27,6 +27,7 @@ from torch import nn
 import sparse_zoo.dst as dst
 from sparse_zoo.models.cifar import CifarResNet
 from sparse_zoo.sparsity import MaskConfig
+from _timing import median_time  # tools/ is on sys.path when the script runs
 
 TOTAL_STEPS = 10_000
 
@@ -36,13 +37,6 @@ def resnet18_cifar() -> nn.Module:
     return CifarResNet((2, 2, 2, 2), num_classes=10)
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class Trainer:

@@ -9,9 +9,7 @@ and the median load time of each, with their ratios.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 import sparse_zoo  # noqa: F401
 from sparse_zoo import weights
+from _timing import median_time  # tools/ is on sys.path when the script runs
 
 MASK = ".weight_mask"
 
@@ -38,13 +37,6 @@ def unpack(state: dict[str, torch.Tensor], shapes: dict[str, torch.Size]) -> dic
     return out
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
