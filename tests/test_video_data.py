@@ -202,8 +202,8 @@ def test_ucf101_c_suite_of_the_harness(ucf):
 
     data = get_suite("ucf101-c").open(ucf)
     assert data.source == "onthefly" and data.classes == list(ACTS) and len(data.clean) == 3
-    clip, label = data.cell("reverse_sampling", 2)[0]
+    clip, label = data.cell("reverse_sampling", 2, 0)[0]
     assert clip.shape == (3, 16, 112, 112) and clip.dtype == torch.uint8
-    assert data.cell("jumble", 1).corruption == ClipCorruption("jumble", 1, seed=0)
+    assert data.cell("jumble", 1, 7).corruption == ClipCorruption("jumble", 1, seed=7)
     with pytest.raises(ValueError, match="decode time"):
         get_suite("ucf101-c").open(ucf, source="prerendered")

@@ -114,7 +114,7 @@ def _evaluate_cell(runs: list[_Run], cell: _Cell, options: BenchOptions, rank: i
                    device: torch.device, bar: tqdm | None) -> list[tuple[int, int]]:
     """(correct, n) of each run on one cell; all runs share the suite data, hence each corrupted batch."""
     data = runs[0].data
-    dataset = data.clean if cell.corruption == CLEAN else data.cell(cell.corruption, cell.severity)
+    dataset = data.clean if cell.corruption == CLEAN else data.cell(cell.corruption, cell.severity, options.seed)
     corrupt = None if cell.corruption == CLEAN else data.transform(cell.corruption, cell.severity, options.seed)
     correct = torch.zeros(len(runs), dtype=torch.int64, device=device)
     count = 0
@@ -154,7 +154,7 @@ def _plan(runs: list[_Run], options: BenchOptions, all_suites: list) -> list[_Ce
             todo = [i for i in members if (corruption, severity) not in done[i]]
             if not todo:
                 continue
-            dataset = suite_data.clean if corruption == CLEAN else suite_data.cell(corruption, severity)
+            dataset = suite_data.clean if corruption == CLEAN else suite_data.cell(corruption, severity, options.seed)
             n = len(dataset) if options.limit is None else min(options.limit, len(dataset))
             cells.append(_Cell(todo, corruption, severity, n))
     return cells

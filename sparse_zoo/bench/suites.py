@@ -43,14 +43,15 @@ SOURCES = ("auto", "prerendered", "onthefly")
 class SuiteData:
     """A suite's data as found: the dataset of each cell, the clean set, and what identifies them.
 
-    ``cell(corruption, severity)`` is the dataset to evaluate; ``transform(corruption,
-    severity, seed)`` the batched corruption to apply on the device (None when the
-    cell's images are already corrupted). ``identity`` enters the config hash.
+    ``cell(corruption, severity, seed)`` is the dataset to evaluate (the seed matters where
+    the dataset corrupts at decode time, as video does); ``transform(corruption, severity,
+    seed)`` the batched corruption to apply on the device (None when the cell's images are
+    already corrupted). ``identity`` enters the config hash.
     """
 
     suite: "Suite"
     source: str
-    cell: Callable[[str, int], Dataset]
+    cell: Callable[[str, int, int], Dataset]
     clean: Dataset | None
     identity: dict[str, Any]
     transform: Callable[[str, int, int], Callable | None] = lambda corruption, severity, seed: None
@@ -178,7 +179,7 @@ def open_image_suite(suite: Suite, data: Any, clean_data: Any, source: str) -> S
 
 def _onthefly(suite: Suite, clean: Dataset, identity: dict[str, Any]) -> SuiteData:
     from ..version import __version__
-    return SuiteData(suite, "onthefly", cell=lambda corruption, severity: clean, clean=clean,
+    return SuiteData(suite, "onthefly", cell=lambda corruption, severity, seed: clean, clean=clean,
                      identity={"source": "onthefly", "corruption_engine": __version__, **identity},
                      transform=lambda corruption, severity, seed: CorruptBatch(corruption, severity, seed))
 
@@ -186,7 +187,7 @@ def _onthefly(suite: Suite, clean: Dataset, identity: dict[str, Any]) -> SuiteDa
 def _prerendered(suite: Suite, root: Path, clean: Dataset | None) -> SuiteData:
     classes = getattr(clean, "classes", None)
     if suite.layout.startswith("cifar"):
-        def cell(corruption: str, severity: int) -> Dataset:
+        def cell(corruption: str, severity: int, seed: int) -> Dataset:
             return CorruptedArrays(root, corruption, severity, suite.layout, classes)
         present = npy_corruptions(root)
     else:
@@ -194,7 +195,7 @@ def _prerendered(suite: Suite, root: Path, clean: Dataset | None) -> SuiteData:
             first = next(c for c in suite.corruptions if (root / c).is_dir())
             classes = sorted(d.name for d in severity_folder(root, first, 1, suite.layout).iterdir() if d.is_dir())
 
-        def cell(corruption: str, severity: int) -> Dataset:
+        def cell(corruption: str, severity: int, seed: int) -> Dataset:
             return CorruptedFolder(root, corruption, severity, suite.layout, classes)
         present = folder_corruptions(root)
     return SuiteData(suite, "prerendered", cell=cell, clean=clean,

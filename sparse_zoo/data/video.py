@@ -391,7 +391,7 @@ class NormalizedClip:
 
 def open_suite(suite, data, clean_data, source: str):
     """The ``ucf101-c`` suite of the benchmark harness: every cell is the test split (UCF101
-    split 1, or ``test/`` of a video folder) corrupted at decode time, seed 0 per clip id.
+    split 1, or ``test/`` of a video folder) corrupted at decode time with the run's seed and the clip id.
 
     Clips: the centre clip of ``frames`` (16) frames at stride 2, resized to 128 (short side) and
     centre-cropped to the suite's size (112), uint8 as the harness expects.
@@ -410,9 +410,9 @@ def open_suite(suite, data, clean_data, source: str):
                    transform=ClipTransform(size=suite.image_size, short_side=round(suite.image_size * 8 / 7)))
     clean = open_videos(root, train=False, **options)
 
-    def cell(corruption: str, severity: int) -> VideoClips:
-        return open_videos(root, train=False, corruption=ClipCorruption(corruption, severity, seed=0), **options)
+    def cell(corruption: str, severity: int, seed: int) -> VideoClips:
+        return open_videos(root, train=False, corruption=ClipCorruption(corruption, severity, seed=seed), **options)
 
     return SuiteData(suite, "onthefly", cell=cell, clean=clean,
                      identity={"source": "onthefly", "clean": str(root), "videos": len(clean), "frames": frames,
-                               "stride": options["stride"], "size": suite.image_size, "corruption_seed": 0})
+                               "stride": options["stride"], "size": suite.image_size})
