@@ -154,7 +154,8 @@ def _plan(runs: list[_Run], options: BenchOptions, all_suites: list) -> list[_Ce
             todo = [i for i in members if (corruption, severity) not in done[i]]
             if not todo:
                 continue
-            dataset = suite_data.clean if corruption == CLEAN else suite_data.cell(corruption, severity, options.seed)
+            dataset = (suite_data.clean if corruption == CLEAN
+                       else suite_data.cell(corruption, severity, options.seed))
             n = len(dataset) if options.limit is None else min(options.limit, len(dataset))
             cells.append(_Cell(todo, corruption, severity, n))
     return cells
