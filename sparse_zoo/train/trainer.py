@@ -135,8 +135,10 @@ class Trainer:
         self.export_info = export_info(recipe)
         name = model_spec(recipe.model, self.export_info.dataset)
         cfg = timm.models.get_pretrained_cfg(name)
-        cfg_args = {"input_size": recipe.input_size} if recipe.input_size else {}
-        self.data_config = resolve_data_config(cfg_args, pretrained_cfg=cfg.to_dict() if cfg else {})
+        pretrained = cfg.to_dict() if cfg else {}
+        if recipe.input_size:  # through the cfg: timm's argument check takes (C, H, W) only, video has T
+            pretrained["input_size"] = tuple(recipe.input_size)
+        self.data_config = resolve_data_config({}, pretrained_cfg=pretrained)
         self.train_set, self.eval_set = build_datasets(recipe, data, self.data_config)
         self.num_classes = recipe.num_classes or len(self.train_set.classes)
         self.steps_per_epoch = min(recipe.train_subset or len(self.train_set), len(self.train_set)) // recipe.batch_size
