@@ -46,3 +46,10 @@ def cifar_test_images(pattern: str, n: int) -> torch.Tensor:
     from PIL import Image
     arrays = [np.array(Image.open(f).convert("RGB")) for f in cifar_test_files(pattern, n)]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def cifar_test_pair(pattern: str, n: int) -> dict[int, torch.Tensor]:
+    """Float [0, 1] CIFAR-10 test images at 32 px and a 224 px bicubic enlargement of every fourth."""
+    x32 = cifar_test_images(pattern, n).float() / 255
+    x224 = torch.nn.functional.interpolate(x32[::4], size=224, mode="bicubic", align_corners=False).clamp(0, 1)
+    return {32: x32, 224: x224}

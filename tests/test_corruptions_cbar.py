@@ -8,7 +8,7 @@ import torch
 from sparse_zoo import corruptions
 from sparse_zoo.corruptions import cbar
 from sparse_zoo.corruptions.rng import Stream, sample_keys
-from conftest import cifar_test_images
+from conftest import cifar_test_pair
 
 NAMES = corruptions.names("imagenet-c-bar")
 
@@ -31,9 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def images():
     """Eight CIFAR-10 test images (32 px) and a 224 px bicubic enlargement of two, in [0, 1]."""
-    x32 = cifar_test_images("*/0005.jpg", 8).float() / 255
-    x224 = torch.nn.functional.interpolate(x32[::4], size=224, mode="bicubic", align_corners=False).clamp(0, 1)
-    return {32: x32, 224: x224}
+    return cifar_test_pair("*/0005.jpg", 8)
 
 
 def _draws(name, severity, n, seed=0):

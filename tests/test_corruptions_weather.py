@@ -11,7 +11,7 @@ from sparse_zoo import corruptions
 from sparse_zoo.corruptions import frost as frost_module
 from sparse_zoo.corruptions import motion, weather
 from sparse_zoo.corruptions.rng import Stream, sample_keys
-from conftest import cifar_test_images
+from conftest import cifar_test_pair
 
 NAMES = ["motion_blur", "snow", "frost", "fog", "spatter"]
 
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def images():
     """32 CIFAR-10 test images (32 px) and a 224 px bicubic enlargement of eight, in [0, 1]."""
-    x32 = cifar_test_images("*/000[0-3].jpg", 32).float() / 255
-    x224 = torch.nn.functional.interpolate(x32[::4], size=224, mode="bicubic", align_corners=False).clamp(0, 1)
-    return {32: x32, 224: x224}
+    return cifar_test_pair("*/000[0-3].jpg", 32)
 
 
 def _rmse(a, b):
