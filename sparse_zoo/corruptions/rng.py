@@ -90,26 +90,31 @@ class Stream:
     def _draws(self, n: int, calls: int, fn, width: int = 1) -> torch.Tensor:
         """(B, n * width) values ``fn(*bits)`` of ``calls`` consecutive draws of n counters each.
 
-        ``fn`` maps int32 bit patterns of shape (rows, cols) to (rows, cols) or, with
-        ``width`` > 1, to (rows, cols, width) values (stored counter by counter). On
-        CPU the work runs in blocks of about ``_BLOCK`` elements so temporaries stay
-        in cache; the values do not depend on the blocking.
+        ``fn`` maps int32 bit patterns of shape (rows, cols) to (rows, cols) values or,
+        with ``width`` > 1, to a tuple of ``width`` of them: output k of counter c goes
+        to column k * n + c. On CPU in eager mode the work runs in blocks of about
+        ``_BLOCK`` elements so temporaries stay in cache; the values do not depend on
+        the blocking.
         """
         bases = []
         for _ in range(calls):
             self.calls += 1
             bases.append(_counter_base(self.calls, n, self.device))
         keys = _signed32(self.keys)
+        if self.device.type != "cpu" or len(self) * n <= _BLOCK or torch.compiler.is_compiling():
+            # one pass: on GPU and under torch.compile the element-wise chain fuses anyway
+            values = fn(*(_hash32_inplace(base ^ keys) for base in bases))
+            return torch.cat(values, 1) if width > 1 else values
         out = None
-        whole = self.device.type != "cpu" or len(self) * n <= _BLOCK
-        rows, cols = (len(self), n) if whole else (max(1, _BLOCK // n), min(n, _BLOCK))
+        rows, cols = max(1, _BLOCK // n), min(n, _BLOCK)
         for r in range(0, len(self), rows):
             for c in range(0, n, cols):
-                block = fn(*(_hash32_inplace(base[c:c + cols] ^ keys[r:r + rows]) for base in bases))
-                if out is None:
-                    out = torch.empty(len(self), n, *block.shape[2:], dtype=block.dtype, device=self.device)
-                out[r:r + rows, c:c + cols] = block
-        return out.reshape(len(self), n * width)
+                values = fn(*(_hash32_inplace(base[c:c + cols] ^ keys[r:r + rows]) for base in bases))
+                for k, block in enumerate(values if width > 1 else (values,)):
+                    if out is None:
+                        out = torch.empty(len(self), n * width, dtype=block.dtype, device=self.device)
+                    out[r:r + rows, k * n + c:k * n + min(c + cols, n)] = block
+        return out
 
     def bits(self, *shape: int) -> torch.Tensor:
         """(B, *shape) int64 tensor of uniform 32-bit integers."""
@@ -121,11 +126,15 @@ class Stream:
         return u if (low, high) == (0.0, 1.0) else low + (high - low) * u
 
     def normal(self, *shape: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
-        """(B, *shape) float32 normal draws: Box-Muller, both outputs of each pair of uniforms."""
+        """(B, *shape) float32 normal draws: Box-Muller, both outputs of each pair of uniforms.
+
+        The cosine outputs fill the first half of each sample's values and the sine
+        outputs the second half: contiguous halves vectorise, interleaving does not.
+        """
         def box_muller(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
             radius = _to_uniform(h1).log_().mul_(-2.0).sqrt_()
             angle = _to_uniform(h2).mul_(2.0 * math.pi)
-            return torch.stack((radius * angle.cos(), radius * angle.sin_()), -1)
+            return radius * angle.cos(), radius * angle.sin_()
         n = math.prod(shape)
         z = self._draws((n + 1) // 2, 2, box_muller, width=2)[:, :n].reshape(len(self), *shape)
         return z if (mean, std) == (0.0, 1.0) else mean + std * z
