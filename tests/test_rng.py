@@ -52,3 +52,18 @@ def test_successive_draws_are_independent():
     a, b = s.uniform(5000), s.uniform(5000)
     assert not torch.equal(a, b)
     assert abs(float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])) < 0.03
+
+
+@pytest.mark.parametrize("n", [1, 7, 2500, 2501])
+def test_blocked_draws_equal_one_pass(monkeypatch, n):
+    """Eager CPU draws run in cache-sized blocks; GPU and torch.compile in one pass: the values must agree."""
+    from sparse_zoo.corruptions import rng
+
+    def draws() -> list[torch.Tensor]:
+        s = Stream(sample_keys(1, torch.arange(5), "x", 2))
+        return [s.uniform(n), s.normal(n), s.bits(n), s.integers(0, 9, n)]
+    monkeypatch.setattr(rng, "_BLOCK", 1 << 40)
+    whole = draws()
+    monkeypatch.setattr(rng, "_BLOCK", 300)  # blocks of a few rows and of 300 columns, the last one partial
+    for a, b in zip(whole, draws()):
+        assert a.dtype == b.dtype and torch.equal(a, b)

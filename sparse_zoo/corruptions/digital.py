@@ -15,7 +15,7 @@ from .rng import Stream
 
 
 @register("brightness", tables={32: (.05, .1, .15, .2, .3), 64: (.1, .2, .3, .4, .5),
-                                224: (.1, .2, .3, .4, .5)})
+                                224: (.1, .2, .3, .4, .5)}, compile=True)
 def brightness(x: torch.Tensor, shift: float, rng: Stream) -> torch.Tensor:
     """HSV value + shift, clipped to 1 (``skimage.color`` round trip).
 
@@ -28,7 +28,7 @@ def brightness(x: torch.Tensor, shift: float, rng: Stream) -> torch.Tensor:
 
 
 @register("contrast", tables={32: (.75, .5, .4, .3, .15), 64: (.4, .3, .2, .1, .05),
-                              224: (.4, .3, .2, .1, .05)})
+                              224: (.4, .3, .2, .1, .05)}, compile=True)
 def contrast(x: torch.Tensor, factor: float, rng: Stream) -> torch.Tensor:
     """Scale each channel's deviation from its spatial mean by ``factor``."""
     means = x.mean((2, 3), keepdim=True)
@@ -43,7 +43,7 @@ class Saturation(NamedTuple):
 @register("saturate", tables={
     32: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(1.5, 0), Saturation(2, 0.1), Saturation(2.5, 0.2)),
     64: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(30, 0.2)),
-    224: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(20, 0.2))})
+    224: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(20, 0.2))}, compile=True)
 def saturate(x: torch.Tensor, p: Saturation, rng: Stream) -> torch.Tensor:
     """HSV saturation * scale + shift, clipped to [0, 1]."""
     if x.shape[1] != 3:
@@ -54,7 +54,8 @@ def saturate(x: torch.Tensor, p: Saturation, rng: Stream) -> torch.Tensor:
 
 
 @register("jpeg_compression", tables={32: (80, 65, 58, 50, 40), 64: (65, 58, 50, 40, 25),
-                                      224: (25, 18, 15, 10, 7)})
+                                      224: (25, 18, 15, 10, 7)},
+          whole_batch=True)  # per-image codec calls, spread over threads
 def jpeg_compression(x: torch.Tensor, quality: int, rng: Stream) -> torch.Tensor:
     """A JPEG round trip at ``quality`` (PIL's ``save(..., 'JPEG', quality=q)`` settings)."""
     return ops.jpeg(x, quality)

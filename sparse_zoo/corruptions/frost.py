@@ -109,24 +109,26 @@ def frost_dir(textures_dir: str | os.PathLike | None = None) -> str | None:
 def random_crops(bank: tuple[torch.Tensor, ...], rng: Stream, height: int, width: int) -> torch.Tensor:
     """(B, 3, height, width): a random texture per sample and a uniformly placed crop of it.
 
-    A texture smaller than the image is first enlarged (bilinear) to cover it.
+    A texture smaller than the image is first enlarged (bilinear) to cover it. Each
+    crop is a plain slice copy (rows of memcpy), much cheaper than a gather.
     """
-    choice = rng.integers(0, len(bank), 1)[:, 0]
+    choice = rng.integers(0, len(bank), 1)[:, 0].tolist()
     corner = rng.uniform(2)
+    covering = [_cover(t, height, width) for t in bank]
+    # np.random.randint(0, n - size): offsets 0 .. n - size - 1 (one more when the texture fits exactly)
+    span = torch.tensor([[max(covering[i].shape[1] - height, 1), max(covering[i].shape[2] - width, 1)]
+                         for i in choice], device=corner.device)
+    starts = (corner * span).long().tolist()
     out = bank[0].new_empty(len(rng), 3, height, width)
-    rows, cols = torch.arange(height, device=out.device), torch.arange(width, device=out.device)
-    for i, t in enumerate(bank):
-        picked = (choice == i).nonzero().flatten()
-        if picked.numel() == 0:
-            continue
-        if t.shape[1] < height or t.shape[2] < width:
-            grow = max(height / t.shape[1], width / t.shape[2])
-            size = (max(height, round(t.shape[1] * grow)), max(width, round(t.shape[2] * grow)))
-            t = F.interpolate(t.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
-        # np.random.randint(0, n - size): offsets 0 .. n - size - 1 (one more when the texture fits exactly)
-        span = torch.tensor([max(t.shape[1] - height, 1), max(t.shape[2] - width, 1)], device=out.device)
-        start = (corner[picked] * span).long()
-        y = (start[:, :1] + rows).view(-1, 1, height, 1)
-        x = (start[:, 1:] + cols).view(-1, 1, 1, width)
-        out[picked] = t[torch.arange(3, device=out.device).view(1, 3, 1, 1), y, x]
+    for j, (i, (top, left)) in enumerate(zip(choice, starts)):
+        out[j] = covering[i][:, top:top + height, left:left + width]
     return out
+
+
+def _cover(texture: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``texture``, enlarged (bilinear, aspect kept) if it is smaller than height x width."""
+    if texture.shape[1] >= height and texture.shape[2] >= width:
+        return texture
+    grow = max(height / texture.shape[1], width / texture.shape[2])
+    size = (max(height, round(texture.shape[1] * grow)), max(width, round(texture.shape[2] * grow)))
+    return F.interpolate(texture.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]

@@ -18,7 +18,7 @@ from .rng import Stream
 
 
 @register("gaussian_noise", tables={32: (.04, .06, .08, .09, .10), 64: (.04, .08, .12, .15, .18),
-                                    224: (.08, .12, .18, .26, .38)})
+                                    224: (.08, .12, .18, .26, .38)}, compile=True)
 def gaussian_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     """Additive N(0, std^2) noise."""
     return x + std * rng.normal(*x.shape[1:])
@@ -68,7 +68,7 @@ def impulse_noise_uint8(x: torch.Tensor, amount: float, rng: Stream) -> torch.Te
 
 
 @register("speckle_noise", tables={32: (.06, .1, .12, .16, .2), 64: (.15, .2, .25, .3, .35),
-                                   224: (.15, .2, .35, .45, .6)})
+                                   224: (.15, .2, .35, .45, .6)}, compile=True)
 def speckle_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     """Multiplicative noise x + x * N(0, std^2)."""
     return x + x * (std * rng.normal(*x.shape[1:]))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -450,13 +451,44 @@ def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
     """:func:`jpeg` of a uint8 batch, returned as uint8 on the CPU.
 
     The decoder hands out (H, W, C) buffers: the batch keeps that channels-last layout
-    rather than paying for a transposing copy.
+    rather than paying for a transposing copy. The batch is split over torch's CPU
+    threads (libjpeg runs without the GIL).
     """
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import decode_jpeg, encode_jpeg
-        images = decode_jpeg(encode_jpeg(list(x.cpu()), quality=int(quality)))
+
+    def round_trip(part: list[torch.Tensor]) -> list[torch.Tensor]:
+        return decode_jpeg(encode_jpeg(part, quality=int(quality)))
+    images = list(channels_last(x.cpu()).permute(0, 3, 1, 2))  # the encoder reads (H, W, C) memory
+    parts = min(torch.get_num_threads(), len(images))
+    if parts > 1:
+        size = -(-len(images) // parts)
+        chunks = [images[i:i + size] for i in range(0, len(images), size)]
+        images = [image for part in _pool(parts).map(round_trip, chunks) for image in part]
+    else:
+        images = round_trip(images)
     return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) to a contiguous (B, H, W, C) tensor.
+
+    One strided copy per channel: for uint8 on CPU about 4x faster than the permuted
+    copy of ``permute(...).contiguous()``.
+    """
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1)
+    out = x.new_empty(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
+    for c in range(x.shape[1]):
+        out[..., c] = x[:, c]
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A shared thread pool for codecs that release the GIL."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="sparse-zoo-codec")
 
 
 # --------------------------------------------------------------------------- random draws

@@ -96,12 +96,14 @@ class Stream:
         ``_BLOCK`` elements so temporaries stay in cache; the values do not depend on
         the blocking.
         """
+        compiling = torch.compiler.is_compiling()
+        counter_base = _counter_base.__wrapped__ if compiling else _counter_base  # compiled: part of the graph
         bases = []
         for _ in range(calls):
             self.calls += 1
-            bases.append(_counter_base(self.calls, n, self.device))
+            bases.append(counter_base(self.calls, n, self.device))
         keys = _signed32(self.keys)
-        if self.device.type != "cpu" or len(self) * n <= _BLOCK or torch.compiler.is_compiling():
+        if self.device.type != "cpu" or len(self) * n <= _BLOCK or compiling:
             # one pass: on GPU and under torch.compile the element-wise chain fuses anyway
             values = fn(*(_hash32_inplace(base ^ keys) for base in bases))
             return torch.cat(values, 1) if width > 1 else values
