@@ -72,8 +72,20 @@ def filter_matrix(n: int, kernel: torch.Tensor, mode: str = "mirror") -> torch.T
 
     Row i holds the weights of ``sum_k kernel[k] * x[i + k - K // 2]`` (the anchor of
     ``cv2.filter2D`` and ``scipy.ndimage.correlate1d``), with out-of-range taps
-    redirected by ``mode``.
+    redirected by ``mode``. Matrices of 1-D kernels are cached (read-only): building
+    one costs more than applying it to a few images.
     """
+    if kernel.dim() == 1:
+        return _filter_matrix_cached(n, tuple(kernel.to(torch.float64).tolist()), mode, kernel.device)
+    return _filter_matrix(n, kernel, mode)
+
+
+@functools.lru_cache(maxsize=256)
+def _filter_matrix_cached(n: int, kernel: tuple[float, ...], mode: str, device: torch.device) -> torch.Tensor:
+    return _filter_matrix(n, torch.tensor(kernel, dtype=torch.float64, device=device), mode)
+
+
+def _filter_matrix(n: int, kernel: torch.Tensor, mode: str) -> torch.Tensor:
     batched = kernel.dim() == 2
     kernel = kernel.reshape(-1, kernel.shape[-1]).to(torch.float64)
     size = kernel.shape[-1]

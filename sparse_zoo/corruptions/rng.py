@@ -51,8 +51,8 @@ def _hash32_inplace(x: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _counter_base(call: int, n: int, device: torch.device) -> torch.Tensor:
     """int32 hashes of counters 0..n-1 salted by the draw number: shared by every sample, so cached (read-only)."""
-    salt = _hash32(torch.tensor(call * 0x9E3779B9 & _M32, device=device))
-    return _signed32(_hash32(torch.arange(n, device=device, dtype=torch.int64) ^ salt))
+    salt = _signed32(_hash32(torch.tensor(call * 0x9E3779B9 & _M32, device=device)))
+    return _hash32_inplace(torch.arange(n, device=device, dtype=torch.int32) ^ salt)  # int32: vectorises
 
 
 def _to_uniform(bits: torch.Tensor) -> torch.Tensor:
