@@ -1,4 +1,5 @@
 """The corruption API: registry, apply(), table lookup, reproducibility and bad input."""
+import numpy as np
 import pytest
 import torch
 
@@ -180,3 +181,16 @@ def test_corrupt_command_rejects_bad_arguments_before_writing(tmp_path, capsys):
             main(["corrupt", str(src), str(tmp_path / "out"), *extra])
         assert exc.value.code == 2 and "sparse-zoo corrupt: error:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("mode,numpy_mode", [("mirror", "reflect"), ("reflect", "symmetric"), ("nearest", "edge"),
+                                             ("wrap", "wrap"), ("constant", "constant")])
+@pytest.mark.parametrize("widths", [(1, 2, 3, 0), (0, 0, 0, 0), (8, 10, 8, 7), (10, 12, 9, 30)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_pad_equals_numpy_pad(mode, numpy_mode, widths, dtype):
+    """Both of ops.pad's routes (torch's own padding, index gathering for the rest) against numpy.pad."""
+    from sparse_zoo.corruptions import ops
+    x = (torch.rand(2, 3, 9, 11) * 255).to(dtype)
+    left, right, top, bottom = widths
+    expected = np.pad(x.numpy(), ((0, 0), (0, 0), (top, bottom), (left, right)), mode=numpy_mode)
+    assert np.array_equal(ops.pad(x, left, right, top, bottom, mode).numpy(), expected)

@@ -58,12 +58,25 @@ def border_index(n: int, lo: int, hi: int, mode: str, device: torch.device | str
     return torch.where(j < n, j, period - (1 if mode == "reflect" else 0) - j)
 
 
+_TORCH_PAD = {"mirror": "reflect", "nearest": "replicate", "wrap": "circular", "constant": "constant"}
+
+
 def pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int, mode: str = "mirror") -> torch.Tensor:
-    """Pad the last two dims of ``x`` with any border mode and any width (even wider than the image)."""
+    """Pad the last two dims of ``x`` with any border mode and any width (even wider than the image).
+
+    Widths torch's own padding supports go through ``F.pad`` (the same values, several
+    times faster than gathering along the last dim on CPU).
+    """
+    h, w = x.shape[-2:]
+    widest = max(left, right, top, bottom)
+    if mode in _TORCH_PAD and x.dim() in (3, 4) and x.is_floating_point() and min(left, right, top, bottom) >= 0 \
+            and (mode in ("nearest", "constant") or widest < min(h, w)):
+        return F.pad(x, (left, right, top, bottom), mode=_TORCH_PAD[mode])
     rows = border_index(x.shape[-2], top, bottom, mode, x.device)
     cols = border_index(x.shape[-1], left, right, mode, x.device)
     if mode == "constant":
-        x = F.pad(x, (0, 1, 0, 1))  # index -1 now reads a zero
+        x = F.pad(x, (0, 1, 0, 1))  # a zero row and column at index n
+        rows, cols = rows.remainder(x.shape[-2]), cols.remainder(x.shape[-1])  # -1 (outside) to n
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
