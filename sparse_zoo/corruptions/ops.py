@@ -370,7 +370,11 @@ def pil_box_resize_uint8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     k = c if channels_last else 1
     y = (x.permute(0, 2, 3, 1) if channels_last else x.contiguous()).reshape(-1, h, w * k)
     if size[1] != w:
-        y = _pil_box_pass(y, *_pil_box_taps(w, size[1]), k)
+        taps = _pil_box_taps(w, size[1])
+        if k == 1 and taps[1] is not None:  # sums of runs: on rows of the transpose (a gather along rows is slow)
+            y = _pil_box_pass(y.transpose(1, 2).contiguous(), *taps, 0).transpose(1, 2).contiguous()
+        else:
+            y = _pil_box_pass(y, *taps, k)
     if size[0] != h:
         y = _pil_box_pass(y, *_pil_box_taps(h, size[0]), 0)
     if channels_last:
