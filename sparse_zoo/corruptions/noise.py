@@ -47,7 +47,7 @@ def shot_noise_uint8(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tens
 
 
 @register("impulse_noise", tables={32: (.01, .02, .03, .05, .07), 64: (.01, .02, .05, .08, .14),
-                                   224: (.03, .06, .09, .17, .27)})
+                                   224: (.03, .06, .09, .17, .27)}, compile=True)
 def impulse_noise(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
     """Salt-and-pepper noise as ``skimage.util.random_noise(mode='s&p', amount=amount)``.
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .rng import Stream, sample_keys
+from .rng import Stream, is_compiling, sample_keys
 
 CorruptionFn = Callable[..., torch.Tensor]
 _CPU_CHUNK = 1 << 19  # elements per call of a corruption function on CPU (see apply)
@@ -180,13 +180,20 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
         raise ValueError(f"sample_ids has {sample_ids.numel()} entries for a batch of {b}")
     keys = sample_keys(seed, sample_ids, name, severity)
     p = corruption.params(severity, max(h, w), resolution)
+    compiled = compile and corruption.extra.get("compile", False)
+    if compiled:
+        images, keys = images.contiguous(), keys.to(images.device)
+        signature = (name, p, images.shape[1:], images.dtype, images.device)
+        if signature not in _WARM:  # one eager sample fills the caches (random counter hashes) the graph reads
+            _run(corruption, images[:1], p, keys[:1], None if depth is None else depth[:1])
+            _WARM.add(signature)
+        config = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+        with config.patch(**{limit: _RECOMPILE_LIMIT}):
+            return _compiled_run()(corruption, images, p, keys, depth)
     # On CPU, a few images at a time keep every pass in cache (2-4x faster at 224 px); the
     # draws are per sample, so the result is the same. ``whole_batch=True`` opts out.
     # uint8 kernels keep narrower temporaries: twice the images per chunk.
-    compiled = compile and corruption.extra.get("compile", False)
-    if compiled:
-        with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
-            return _compiled_run()(corruption, images.contiguous(), p, keys.to(images.device), depth)
     native = corruption.uint8_fn is not None and images.dtype == torch.uint8
     step = b if images.device.type != "cpu" or corruption.extra.get("whole_batch") else \
         max(1, _CPU_CHUNK * (2 if native else 1) // images[0].numel())
@@ -199,10 +206,14 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
 
 def _run(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tensor,
          depth: torch.Tensor | None) -> torch.Tensor:
-    """One chunk through the corruption: its uint8 kernel, or the float function and the conversion back."""
+    """One chunk through the corruption: its uint8 kernel, or the float function and the conversion back.
+
+    Compiled graphs take the float function: fused, its round trip through float32
+    costs nothing, and mixed-width vector code (uint8 masks of float compares) is slow.
+    """
     kwargs = {"depth": depth} if corruption.uses_depth else {}
     rng = Stream(keys, images.device)
-    if corruption.uint8_fn is not None and images.dtype == torch.uint8:
+    if corruption.uint8_fn is not None and images.dtype == torch.uint8 and not is_compiling():
         return corruption.uint8_fn(images, p, rng, **kwargs)
     x = images.to(torch.float32)
     x = x / 255.0 if images.dtype == torch.uint8 else x
@@ -212,6 +223,7 @@ def _run(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tenso
 
 # Every (corruption, severity, shape, dtype) is one compiled graph of the same function.
 _RECOMPILE_LIMIT = 512
+_WARM: set[tuple] = set()
 
 
 @functools.cache

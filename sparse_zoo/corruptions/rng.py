@@ -9,7 +9,6 @@ log/cos may differ by an ulp between devices). Keys come from
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 _M32 = 0xFFFFFFFF
+is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch < 2.3 has none: never compiling
 _BLOCK = 1 << 16  # elements per block of CPU draws (see Stream._draws)
 
 
@@ -48,11 +48,25 @@ def _hash32_inplace(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@functools.lru_cache(maxsize=16)
+_BASES: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+_MAX_BASES = 64
+
+
 def _counter_base(call: int, n: int, device: torch.device) -> torch.Tensor:
-    """int32 hashes of counters 0..n-1 salted by the draw number: shared by every sample, so cached (read-only)."""
-    salt = _signed32(_hash32(torch.tensor(call * 0x9E3779B9 & _M32, device=device)))
-    return _hash32_inplace(torch.arange(n, device=device, dtype=torch.int32) ^ salt)  # int32: vectorises
+    """int32 hashes of counters 0..n-1 salted by the draw number: shared by every sample, so cached (read-only).
+
+    Compiled graphs read a cached base as an input (half the hashing of computing it
+    in the graph); one missing from the cache is computed in the graph, not stored.
+    """
+    base = _BASES.get((call, n, device))
+    if base is None:
+        salt = _signed32(_hash32(torch.tensor(call * 0x9E3779B9 & _M32, device=device)))
+        base = _hash32_inplace(torch.arange(n, device=device, dtype=torch.int32) ^ salt)  # int32: vectorises
+        if not is_compiling():
+            if len(_BASES) >= _MAX_BASES:
+                del _BASES[next(iter(_BASES))]  # the oldest
+            _BASES[call, n, device] = base
+    return base
 
 
 def _to_uniform(bits: torch.Tensor) -> torch.Tensor:
@@ -96,14 +110,12 @@ class Stream:
         ``_BLOCK`` elements so temporaries stay in cache; the values do not depend on
         the blocking.
         """
-        compiling = torch.compiler.is_compiling()
-        counter_base = _counter_base.__wrapped__ if compiling else _counter_base  # compiled: part of the graph
         bases = []
         for _ in range(calls):
             self.calls += 1
-            bases.append(counter_base(self.calls, n, self.device))
+            bases.append(_counter_base(self.calls, n, self.device))
         keys = _signed32(self.keys)
-        if self.device.type != "cpu" or len(self) * n <= _BLOCK or compiling:
+        if self.device.type != "cpu" or len(self) * n <= _BLOCK or is_compiling():
             # one pass: on GPU and under torch.compile the element-wise chain fuses anyway
             values = fn(*(_hash32_inplace(base ^ keys) for base in bases))
             return torch.cat(values, 1) if width > 1 else values
