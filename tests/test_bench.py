@@ -1,6 +1,7 @@
 """The benchmark runner, results store, leaderboard, CLIs and default run, on tiny models and data."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +295,28 @@ def test_default_run_reads_the_shipped_models_and_images(tmp_path, capsys):
     assert set(run.records) == {("clean", 0), ("gaussian_noise", 1), ("gaussian_noise", 5)}
     assert all(r.n == 20 for r in run.records.values())
     assert (tmp_path / "out" / "leaderboard.html").is_file()
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_corruptions_reach_apply_and_are_kept_apart(tmp_path, models, monkeypatch):
+    from sparse_zoo.data import onthefly
+    seen = []
+    real_apply = onthefly.corruptions.apply
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["compile"])
+        return real_apply(*args, **kwargs)
+    monkeypatch.setattr(onthefly.corruptions, "apply", spy)
+    kwargs = dict(data=make_data(12), out=tmp_path / "r", batch_size=6, corruptions=["gaussian_noise"],
+                  severities=[2], progress=False)
+    eager = evaluate(models, [NPY_SUITE], **kwargs)
+    assert seen and not any(seen)
+    seen.clear()
+    compiled = evaluate(models, [NPY_SUITE], compile_corruptions=True, **kwargs)
+    assert seen and all(seen)
+    for e, c in zip(eager, compiled):
+        assert e.config_hash != c.config_hash  # separate records in one results folder
+        key = ("gaussian_noise", 2)
+        assert c.records[key].n == e.records[key].n == 12
+        # compiled and eager images differ by at most one 8-bit level, on few pixels
+        assert abs(c.records[key].correct - e.records[key].correct) <= 1

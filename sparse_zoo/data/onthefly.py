@@ -24,12 +24,14 @@ class CorruptBatch:
     corruption: str
     severity: int
     seed: int = 0
+    compile: bool = False  # corruptions.apply(..., compile=True)
 
     def __post_init__(self):
         corruptions.get(self.corruption)  # unknown names fail here, listing the valid ones
 
     def __call__(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        return corruptions.apply(images, self.corruption, self.severity, seed=self.seed, sample_ids=indices)
+        return corruptions.apply(images, self.corruption, self.severity, seed=self.seed, sample_ids=indices,
+                                 compile=self.compile)
 
 
 class OnTheFlyCorrupted(Dataset):
