@@ -9,9 +9,11 @@ log/cos may differ by an ulp between devices). Keys come from
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -48,25 +50,35 @@ def _hash32_inplace(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-_BASES: dict[tuple[int, int, torch.device], torch.Tensor] = {}
-_MAX_BASES = 64
+def tensor_cache(maxsize: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``functools.lru_cache`` for functions of hashable arguments that return (read-only) tensors.
 
-
-def _counter_base(call: int, n: int, device: torch.device) -> torch.Tensor:
-    """int32 hashes of counters 0..n-1 salted by the draw number: shared by every sample, so cached (read-only).
-
-    Compiled graphs read a cached base as an input (half the hashing of computing it
-    in the graph); one missing from the cache is computed in the graph, not stored.
+    Unlike lru_cache, torch.compile can see through it: a compiled graph reads a
+    cached value as an input instead of recomputing it in the graph; a value missing
+    from the cache is computed in the graph and not stored. Oldest entries go first.
     """
-    base = _BASES.get((call, n, device))
-    if base is None:
-        salt = _signed32(_hash32(torch.tensor(call * 0x9E3779B9 & _M32, device=device)))
-        base = _hash32_inplace(torch.arange(n, device=device, dtype=torch.int32) ^ salt)  # int32: vectorises
-        if not is_compiling():
-            if len(_BASES) >= _MAX_BASES:
-                del _BASES[next(iter(_BASES))]  # the oldest
-            _BASES[call, n, device] = base
-    return base
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        cache: dict[tuple, Any] = {}
+
+        @functools.wraps(fn)
+        def cached(*args: Any) -> Any:
+            value = cache.get(args)
+            if value is None:
+                value = fn(*args)
+                if not is_compiling():
+                    if len(cache) >= maxsize:
+                        del cache[next(iter(cache))]
+                    cache[args] = value
+            return value
+        return cached
+    return wrap
+
+
+@tensor_cache(maxsize=64)
+def _counter_base(call: int, n: int, device: torch.device) -> torch.Tensor:
+    """int32 hashes of counters 0..n-1 salted by the draw number: shared by every sample, so cached (read-only)."""
+    salt = _signed32(_hash32(torch.tensor(call * 0x9E3779B9 & _M32, device=device)))
+    return _hash32_inplace(torch.arange(n, device=device, dtype=torch.int32) ^ salt)  # int32: vectorises
 
 
 def _to_uniform(bits: torch.Tensor) -> torch.Tensor:
