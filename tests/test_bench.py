@@ -297,7 +297,8 @@ def test_default_run_reads_the_shipped_models_and_images(tmp_path, capsys):
     assert (tmp_path / "out" / "leaderboard.html").is_file()
 
 
-@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
+                    reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_corruptions_reach_apply_and_are_kept_apart(tmp_path, models, monkeypatch):
     from sparse_zoo.data import onthefly
     seen = []

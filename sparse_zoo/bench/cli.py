@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="data loading processes for image folders")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--compile-corruptions", action="store_true",
-                        help="torch.compile the on-the-fly corruptions that gain from it (noise, brightness, "
-                             "contrast, saturate): worth it from a few thousand images per cell; results within "
-                             "1/255 of eager, kept apart in the results store")
+                        help="torch.compile the on-the-fly corruptions that gain from it (gaussian, impulse and "
+                             "speckle noise, brightness, contrast, saturate): worth it from a few thousand images "
+                             "per cell; results within 1/255 of eager, kept apart in the results store")
     parser.add_argument("--no-clean", action="store_true", help="skip the clean accuracy")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--format", choices=("md", "csv", "html"), default="md", help="leaderboard printed at the end")

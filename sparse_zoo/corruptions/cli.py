@@ -65,9 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality of the folder layout")
     parser.add_argument("--overwrite", action="store_true", help="rewrite outputs that already exist")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the corruptions that gain from it (noise, brightness, contrast, "
-                             "saturate): faster on large sets, a few seconds per corruption and severity to start; "
-                             "needs a C++ compiler on CPU")
+                        help="torch.compile the corruptions that gain from it (gaussian, impulse and speckle noise, "
+                             "brightness, contrast, saturate): faster on large sets, a few seconds per corruption, "
+                             "severity and batch shape to start; needs a C++ compiler on CPU")
 
 
 def _check(args: argparse.Namespace) -> list[str]:

@@ -43,7 +43,8 @@ class Saturation(NamedTuple):
 @register("saturate", tables={
     32: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(1.5, 0), Saturation(2, 0.1), Saturation(2.5, 0.2)),
     64: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(30, 0.2)),
-    224: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(20, 0.2))}, compile=True)
+    224: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(20, 0.2))},
+    compile=True)
 def saturate(x: torch.Tensor, p: Saturation, rng: Stream) -> torch.Tensor:
     """HSV saturation * scale + shift, clipped to [0, 1]."""
     if x.shape[1] != 3:
