@@ -483,20 +483,18 @@ def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
     rather than paying for a transposing copy. The batch is split over torch's CPU
     threads (libjpeg runs without the GIL).
     """
-    with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torchvision.io import decode_jpeg, encode_jpeg
+    from torchvision.io import decode_jpeg, encode_jpeg
 
     def round_trip(part: list[torch.Tensor]) -> list[torch.Tensor]:
         return decode_jpeg(encode_jpeg(part, quality=int(quality)))
     images = list(channels_last(x.cpu()).permute(0, 3, 1, 2))  # the encoder reads (H, W, C) memory
-    parts = min(torch.get_num_threads(), len(images))
-    if parts > 1:
-        size = -(-len(images) // parts)
+    parts = max(1, min(torch.get_num_threads(), len(images)))
+    size = -(-len(images) // parts)
+    with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
+        warnings.simplefilter("ignore", DeprecationWarning)  # (the pool's threads wait inside this block)
         chunks = [images[i:i + size] for i in range(0, len(images), size)]
-        images = [image for part in _pool(parts).map(round_trip, chunks) for image in part]
-    else:
-        images = round_trip(images)
+        images = [image for part in _pool(parts).map(round_trip, chunks) for image in part] if parts > 1 \
+            else round_trip(images)
     return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
 
 

@@ -157,7 +157,7 @@ class Stream:
         The cosine outputs fill the first half of each sample's values and the sine
         outputs the second half: contiguous halves vectorise, interleaving does not.
         """
-        def box_muller(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+        def box_muller(h1: torch.Tensor, h2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             radius = _to_uniform(h1).log_().mul_(-2.0).sqrt_()
             angle = _to_uniform(h2).mul_(2.0 * math.pi)
             return radius * angle.cos(), radius * angle.sin_()
