@@ -180,17 +180,8 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
         raise ValueError(f"sample_ids has {sample_ids.numel()} entries for a batch of {b}")
     keys = sample_keys(seed, sample_ids, name, severity)
     p = corruption.params(severity, max(h, w), resolution)
-    compiled = compile and corruption.extra.get("compile", False)
-    if compiled:
-        images, keys = images.contiguous(), keys.to(images.device)
-        signature = (name, p, images.shape[1:], images.dtype, images.device)
-        if signature not in _WARM:  # one eager sample fills the caches (random counter hashes) the graph reads
-            _run(corruption, images[:1], p, keys[:1], None if depth is None else depth[:1])
-            _WARM.add(signature)
-        config = torch._dynamo.config
-        limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
-        with config.patch(**{limit: _RECOMPILE_LIMIT}):
-            return _compiled_run()(corruption, images, p, keys, depth)
+    if compile and corruption.extra.get("compile", False):
+        return _apply_compiled(corruption, images.contiguous(), p, keys.to(images.device), depth)
     # On CPU, a few images at a time keep every pass in cache (2-4x faster at 224 px); the
     # draws are per sample, so the result is the same. ``whole_batch=True`` opts out.
     # uint8 kernels keep narrower temporaries: twice the images per chunk.
@@ -221,12 +212,39 @@ def _run(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tenso
     return y.mul_(255.0).to(torch.uint8) if images.dtype == torch.uint8 else y  # truncates, like np.uint8
 
 
-# Every (corruption, severity, shape, dtype) is one compiled graph of the same function.
+# Every (corruption, severity, image shape, dtype, batch size) is one compiled graph of _run.
 _RECOMPILE_LIMIT = 512
-_WARM: set[tuple] = set()
+_COMPILED_BATCH: dict[tuple, int] = {}  # the batch size each signature is compiled for (the largest seen)
+
+
+def _apply_compiled(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tensor,
+                    depth: torch.Tensor | None) -> torch.Tensor:
+    """``apply`` through torch.compile, in batches of one size per signature.
+
+    Shapes are static (a kernel for symbolic sizes ran 4x slower), so a smaller batch,
+    such as a dataset's last one, is padded with copies of its last sample instead of
+    compiling again; the draws are per sample, so the padding changes nothing else.
+    """
+    b = images.shape[0]
+    signature = (corruption.name, p, images.shape[1:], images.dtype, images.device)
+    if signature not in _COMPILED_BATCH:  # one eager sample fills the caches (counter hashes) the graph reads
+        _run(corruption, images[:1], p, keys[:1], None if depth is None else depth[:1])
+    size = _COMPILED_BATCH[signature] = max(b, _COMPILED_BATCH.get(signature, 0))
+    config = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+    out = torch.empty_like(images)
+    with config.patch(**{limit: _RECOMPILE_LIMIT}):
+        for start in range(0, b, size):
+            part = [t if t is None else _pad_batch(t[start:start + size], size) for t in (images, keys, depth)]
+            out[start:start + size] = _compiled_run()(corruption, part[0], p, part[1], part[2])[:b - start]
+    return out
+
+
+def _pad_batch(t: torch.Tensor, size: int) -> torch.Tensor:
+    """``t`` with its last entry repeated up to ``size`` entries."""
+    return t if len(t) == size else torch.cat((t, t[-1:].expand(size - len(t), *t.shape[1:])))
 
 
 @functools.cache
 def _compiled_run() -> Callable[..., torch.Tensor]:
-    # static shapes: a kernel for symbolic sizes ran 4x slower (one compile per batch shape instead)
     return torch.compile(_run, dynamic=False)
