@@ -219,7 +219,7 @@ _COMPILED_BATCH: dict[tuple, int] = {}  # the batch size each signature is compi
 
 def _apply_compiled(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tensor,
                     depth: torch.Tensor | None) -> torch.Tensor:
-    """``apply`` through torch.compile, in batches of one size per signature.
+    """``apply`` through torch.compile, with one batch size per signature: the largest seen.
 
     Shapes are static (a kernel for symbolic sizes ran 4x slower), so a smaller batch,
     such as a dataset's last one, is padded with copies of its last sample instead of
@@ -230,14 +230,11 @@ def _apply_compiled(corruption: Corruption, images: torch.Tensor, p: Any, keys: 
     if signature not in _COMPILED_BATCH:  # one eager sample fills the caches (counter hashes) the graph reads
         _run(corruption, images[:1], p, keys[:1], None if depth is None else depth[:1])
     size = _COMPILED_BATCH[signature] = max(b, _COMPILED_BATCH.get(signature, 0))
+    images, keys, depth = (t if t is None else _pad_batch(t, size) for t in (images, keys, depth))
     config = torch._dynamo.config
     limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
-    out = torch.empty_like(images)
     with config.patch(**{limit: _RECOMPILE_LIMIT}):
-        for start in range(0, b, size):
-            part = [t if t is None else _pad_batch(t[start:start + size], size) for t in (images, keys, depth)]
-            out[start:start + size] = _compiled_run()(corruption, part[0], p, part[1], part[2])[:b - start]
-    return out
+        return _compiled_run()(corruption, images, p, keys, depth)[:b]
 
 
 def _pad_batch(t: torch.Tensor, size: int) -> torch.Tensor:
