@@ -47,3 +47,21 @@ def test_compiled_matches_eager(name):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
     floats = corruptions.apply(x.float() / 255, name, 3, seed=2, sample_ids=ids, compile=True)
     assert floats.dtype == torch.float32 and float((floats * 255 - eager.float()).abs().max()) <= 1.001
+
+
+def test_no_compiler_is_a_clear_error_before_any_work(monkeypatch, tmp_path, capsys):
+    from sparse_zoo.cli import main
+    from sparse_zoo.corruptions import registry
+    monkeypatch.setattr(registry, "_have_cxx", lambda: False)
+    x = smooth_images()
+    with pytest.raises(ValueError, match="needs a C.. compiler"):
+        corruptions.apply(x, "contrast", 2, compile=True)
+    assert torch.equal(corruptions.apply(x, "pixelate", 2, compile=True), corruptions.apply(x, "pixelate", 2))
+    src = tmp_path / "in" / "a"
+    src.mkdir(parents=True)
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(src / "x.png")
+    with pytest.raises(SystemExit) as exc:
+        main(["corrupt", str(tmp_path / "in"), str(tmp_path / "out"), "--compile", "--format", "folder"])
+    assert exc.value.code == 2 and "C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

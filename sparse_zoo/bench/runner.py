@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..corruptions.registry import check_compile
 from ..data import CorruptBatch, index_batches
 from . import models as model_lib
 from .store import CLEAN, Record, RunResults, RunStore, versions
@@ -192,6 +193,8 @@ def evaluate(models: Sequence[str], suites: Sequence[str], data: Any = None, out
     if not models or not suites:
         raise ValueError("give at least one model and one suite")
     rank, world, device = _distributed(opts.device)
+    if opts.compile_corruptions:
+        check_compile(device)
     suite_objs = [get_suite(s) for s in suites]
     for suite in suite_objs:
         _selected(suite, opts, suite_objs)

@@ -87,6 +87,8 @@ def _check(args: argparse.Namespace) -> list[str]:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.output.resolve() == args.input.resolve():
         raise ValueError("output must differ from the input folder")
+    if args.compile:
+        registry.check_compile(args.device)
     return names
 
 

@@ -10,6 +10,8 @@ table lookup, seeding and clipping once for all of them.
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -181,6 +183,7 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
     keys = sample_keys(seed, sample_ids, name, severity)
     p = corruption.params(severity, max(h, w), resolution)
     if compile and corruption.extra.get("compile", False):
+        check_compile(images.device)
         return _apply_compiled(corruption, images.contiguous(), p, keys.to(images.device), depth)
     # On CPU, a few images at a time keep every pass in cache (2-4x faster at 224 px); the
     # draws are per sample, so the result is the same. ``whole_batch=True`` opts out.
@@ -210,6 +213,18 @@ def _run(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tenso
     x = x / 255.0 if images.dtype == torch.uint8 else x
     y = corruption.fn(x, p, rng, **kwargs).clamp_(0.0, 1.0)
     return y.mul_(255.0).to(torch.uint8) if images.dtype == torch.uint8 else y  # truncates, like np.uint8
+
+
+def check_compile(device: torch.device | str) -> None:
+    """A ValueError naming the fix when ``compile=True`` cannot work on ``device`` (CPU without a C++ compiler)."""
+    if torch.device(device).type == "cpu" and not _have_cxx():
+        raise ValueError("compile=True on CPU needs a C++ compiler for torch.compile (g++ or clang++ on PATH, "
+                         "or $CXX): install one, or run without compile")
+
+
+@functools.cache
+def _have_cxx() -> bool:
+    return any(shutil.which(c) for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c)
 
 
 # Every (corruption, severity, image shape, dtype, batch size) is one compiled graph of _run.
