@@ -129,12 +129,16 @@ def test_poisson_levels_sampler_across_rates():
         assert float(draws.var()) == pytest.approx(rate, rel=0.05)
 
 
-def test_poisson_levels_takes_uniforms_next_to_one():
-    class Extremes:  # Stream.uniform rounds to 1.0 for its top draw; u * M then rounds up to M
-        def uniform(self, *shape):
-            return torch.tensor([1 - 2 ** -24, 1.0, 2 ** -25]).reshape(1, *shape)
-    k = ops.poisson_levels(Extremes(), torch.full((1, 3), 255, dtype=torch.uint8), 60.0)
-    assert k[0, 2] < 60 < k[0, 0] <= k[0, 1]
+def test_poisson_levels_at_the_extreme_draws():
+    """The lowest and highest 23-bit draws land in the guide's first and last buckets and stay in the table."""
+    class Extremes:
+        def uniform_ints(self, *shape):
+            return torch.tensor([0, 1, 2 ** 23 - 2, 2 ** 23 - 1], dtype=torch.int32).reshape(1, *shape)
+    k = ops.poisson_levels(Extremes(), torch.full((1, 4), 255, dtype=torch.uint8), 60.0)
+    assert 0 < k[0, 0] <= k[0, 1] < 60 < k[0, 2] <= k[0, 3] < 60 + 12 * 60 ** 0.5 + 30
+    stats = pytest.importorskip("scipy.stats")
+    u = (2 * torch.tensor([0, 2 ** 23 - 1]).double() + 1) / 2 ** 24  # the same draws as uniforms
+    assert k[0, 0] == stats.poisson.ppf(float(u[0]), 60.0) and k[0, 3] == stats.poisson.ppf(float(u[1]), 60.0)
 
 
 def test_poisson_sampler_across_rates():

@@ -574,9 +574,9 @@ def poisson(rng: Stream, lam: torch.Tensor, *, threshold: float = 10.0, block: i
 def _poisson_level_tables(photons: float, guide_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inversion tables for the 256 rates ``float32(level / 255) * photons`` of 8-bit images.
 
-    ``thresholds[level * K + k]`` is the float64 CDF at k rounded to the 2^-24 grid
-    of :meth:`Stream.uniform`'s draws (``u > t`` where u exceeds the CDF); the last
-    column is 1, so every search ends inside its row.
+    ``thresholds[level * K + k]`` is floor(2^24 * the float64 CDF at k) (int32): a draw
+    u = (2j + 1) / 2^24 of :meth:`Stream.uniform_ints` exceeds the CDF exactly when
+    2j + 1 exceeds it. The last column is 2^24, so every search ends inside its row.
     ``guide[level * M + m]`` is the flat position of the first k whose CDF can reach
     a u in [m / M, (m + 1) / M) (Chen & Asau's guide table), M = 2^guide_bits.
     """
@@ -587,33 +587,33 @@ def _poisson_level_tables(photons: float, guide_bits: int) -> tuple[torch.Tensor
                           torch.where(k == 0, 0.0, -math.inf))
     cdf = log_pmf.exp().cumsum(1)
     cdf[:, -1] = 1.0  # tail beyond K: < 1e-20 of the mass
-    thresholds = ((cdf * (1 << 24) - 0.5).floor() + 1).clamp(max=1 << 24) / (1 << 24)
-    edges = torch.arange(1 << guide_bits, dtype=torch.float64) / (1 << guide_bits)
+    thresholds = (cdf * (1 << 24)).floor().clamp(max=1 << 24)  # u = (2k + 1) / 2^24 > cdf iff 2k + 1 > this
+    edges = torch.arange(1 << guide_bits, dtype=torch.float64) * (1 << (24 - guide_bits))
     first = torch.searchsorted(thresholds, edges.expand(256, -1).contiguous(), side="left")
     guide = first + torch.arange(256)[:, None] * width
-    return thresholds.to(torch.float32).reshape(-1), guide.reshape(-1).to(torch.int32)
+    return thresholds.reshape(-1).to(torch.int32), guide.reshape(-1).to(torch.int32)
 
 
 def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float, *, guide_bits: int = 11) -> torch.Tensor:
     """Exact Poisson(levels / 255 * photons) counts for an integer batch of 8-bit levels (B, ...), as int32.
 
-    Inversion of the float64 CDF (one ``rng.uniform`` per element) through a guide
-    table: the guide lands on the answer or a step short of it, and only the few
-    elements still short step on. An 8-bit image has 256 rates, so the tables are
+    Inversion of the float64 CDF (one uniform draw per element, compared in integers
+    through :meth:`Stream.uniform_ints`) through a guide table: the guide lands on the
+    answer or a step short of it, and only the few elements still short step on. An 8-bit image has 256 rates, so the tables are
     built once per ``photons``; :func:`poisson` serves arbitrary rates.
     """
     thresholds, guide = (t.to(levels.device) for t in _poisson_level_tables(float(photons), guide_bits))
     width, shape = thresholds.numel() // 256, levels.shape
-    u = rng.uniform(*shape[1:]).reshape(-1)
-    levels = levels.reshape(-1)
-    # buckets from a scale a hair under M: u * M can round up to M, and a lower bucket only costs a step
-    bucket = (u * ((1 << guide_bits) * (1 - 2 ** -23))).to(torch.int32).add_(levels.to(torch.int32) << guide_bits)
+    k = rng.uniform_ints(*shape[1:]).reshape(-1)  # u = (2k + 1) / 2^24: all in integers, exactly
+    levels = levels.reshape(-1).to(torch.int32)
+    bucket = (k >> (23 - guide_bits)).add_(levels << guide_bits)  # floor(u * M)
+    u = k.mul_(2).add_(1)
     pos = guide.index_select(0, bucket)
     pending = (u > thresholds.index_select(0, pos)).nonzero().squeeze(1)
     while pending.numel():
         pos[pending] += 1
         pending = pending[u[pending] > thresholds.index_select(0, pos[pending])]
-    return pos.sub_(levels.to(torch.int32) * width).reshape(shape)
+    return pos.sub_(levels * width).reshape(shape)
 
 
 def _ptrs_round(lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor,

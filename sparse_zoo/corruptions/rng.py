@@ -81,13 +81,18 @@ def _counter_base(call: int, n: int, device: torch.device) -> torch.Tensor:
     return _hash32_inplace(torch.arange(n, device=device, dtype=torch.int32) ^ salt)  # int32: vectorises
 
 
+def _top23(bits: torch.Tensor) -> torch.Tensor:
+    """Top 23 of 32 bits (int32 patterns) as an int32 in [0, 2^23)."""
+    return (bits >> 9) & 0x7FFFFF
+
+
 def _to_uniform(bits: torch.Tensor) -> torch.Tensor:
-    """Top 23 of 32 bits (int32 patterns) to a float32 in the open interval (0, 1).
+    """Top 23 of 32 bits (int32 patterns) to a float32 in the open interval (0, 1): (k + 0.5) / 2^23.
 
     23 bits, not 24: ``k + 0.5`` must be exact in float32's 24-bit significand, or the
     top draw would round to exactly 1.0.
     """
-    return (((bits >> 9) & 0x7FFFFF).to(torch.float32) + 0.5) * (1.0 / (1 << 23))
+    return (_top23(bits).to(torch.float32) + 0.5) * (1.0 / (1 << 23))
 
 
 def sample_keys(seed: int, sample_ids: Sequence[int] | torch.Tensor, name: str, severity: int | float) -> torch.Tensor:
@@ -150,6 +155,13 @@ class Stream:
         """(B, *shape) float32 uniform in the open interval (low, high)."""
         u = self._draws(math.prod(shape), 1, _to_uniform).reshape(len(self), *shape)
         return u if (low, high) == (0.0, 1.0) else low + (high - low) * u
+
+    def uniform_ints(self, *shape: int) -> torch.Tensor:
+        """(B, *shape) int32 k in [0, 2^23): the draw ``uniform`` would give as (k + 0.5) / 2^23.
+
+        For exact integer comparisons: u > j / 2^24 exactly when 2k + 1 > j.
+        """
+        return self._draws(math.prod(shape), 1, _top23).reshape(len(self), *shape)
 
     def normal(self, *shape: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
         """(B, *shape) float32 normal draws: Box-Muller, both outputs of each pair of uniforms.
