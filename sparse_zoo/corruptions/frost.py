@@ -114,7 +114,7 @@ def random_crops(bank: tuple[torch.Tensor, ...], rng: Stream, height: int, width
     """
     choice = rng.integers(0, len(bank), 1)[:, 0].tolist()
     corner = rng.uniform(2)
-    covering = [_cover(t, height, width) for t in bank]
+    covering = {i: _cover(bank[i], height, width) for i in set(choice)}  # enlarge only the textures in use
     # np.random.randint(0, n - size): offsets 0 .. n - size - 1 (one more when the texture fits exactly)
     span = torch.tensor([[max(covering[i].shape[1] - height, 1), max(covering[i].shape[2] - width, 1)]
                          for i in choice], device=corner.device)

@@ -599,8 +599,9 @@ def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float, *, guide_b
 
     Inversion of the float64 CDF (one uniform draw per element, compared in integers
     through :meth:`Stream.uniform_ints`) through a guide table: the guide lands on the
-    answer or a step short of it, and only the few elements still short step on. An 8-bit image has 256 rates, so the tables are
-    built once per ``photons``; :func:`poisson` serves arbitrary rates.
+    answer or a step short of it, and only the few elements still short step on. An
+    8-bit image has 256 rates, so the tables are built once per ``photons``;
+    :func:`poisson` serves arbitrary rates.
     """
     thresholds, guide = (t.to(levels.device) for t in _poisson_level_tables(float(photons), guide_bits))
     width, shape = thresholds.numel() // 256, levels.shape
