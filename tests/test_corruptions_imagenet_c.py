@@ -129,16 +129,20 @@ def test_poisson_levels_sampler_across_rates():
         assert float(draws.var()) == pytest.approx(rate, rel=0.05)
 
 
-def test_poisson_levels_at_the_extreme_draws():
-    """The lowest and highest 23-bit draws land in the guide's first and last buckets and stay in the table."""
-    class Extremes:
+@pytest.mark.parametrize("photons", [3.0, 60.0, 500.0])
+def test_poisson_levels_sampler_is_the_quantised_pmf_exactly(photons):
+    """Every one of the 2^23 draws goes through the alias table: the counts are the weights, to the unit."""
+    class EveryDraw:
         def uniform_ints(self, *shape):
-            return torch.tensor([0, 1, 2 ** 23 - 2, 2 ** 23 - 1], dtype=torch.int32).reshape(1, *shape)
-    k = ops.poisson_levels(Extremes(), torch.full((1, 4), 255, dtype=torch.uint8), 60.0)
-    assert 0 < k[0, 0] <= k[0, 1] < 60 < k[0, 2] <= k[0, 3] < 60 + 12 * 60 ** 0.5 + 30
-    stats = pytest.importorskip("scipy.stats")
-    u = (2 * torch.tensor([0, 2 ** 23 - 1]).double() + 1) / 2 ** 24  # the same draws as uniforms
-    assert k[0, 0] == stats.poisson.ppf(float(u[0]), 60.0) and k[0, 3] == stats.poisson.ppf(float(u[1]), 60.0)
+            return torch.arange(1 << 23, dtype=torch.int32).reshape(1, *shape)
+    weights = ops.poisson_level_weights(photons)
+    assert (weights.sum(1) == 1 << 23).all() and (weights >= 0).all()
+    for level in (0, 1, 77, 255):
+        k = ops.poisson_levels(EveryDraw(), torch.full((1, 1 << 23), level, dtype=torch.uint8), photons)
+        assert torch.equal(torch.bincount(k.flatten().long(), minlength=weights.shape[1]), weights[level])
+        rate = float(torch.tensor(level / 255.0, dtype=torch.float32)) * photons
+        pmf = stats.poisson.pmf(np.arange(weights.shape[1] - 1), rate) * (1 << 23)
+        assert np.abs(weights[level, :-1].numpy() - pmf).max() < 1.0 + 1e-6  # floor(2^23 CDF) differences
 
 
 def test_poisson_sampler_across_rates():

@@ -36,6 +36,7 @@ def worker() -> int:
     import numpy as np
     from imagecorruptions import corrupt
     warnings.simplefilter("ignore")
+    print(json.dumps({"ready": True}), flush=True)  # imports done: they must not load the machine while ours is timed
     cache: dict[str, np.ndarray] = {}
     for line in sys.stdin:
         job = json.loads(line)
@@ -110,15 +111,19 @@ class Reference:
     def __init__(self, python: str):
         self.proc = subprocess.Popen([python, __file__, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
+        self._reply()  # wait for its imports
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the imagecorruptions worker died; run it by hand with --worker to see why")
+        return json.loads(line)
 
     def rate(self, images_file: str, name: str, count: int, repeats: int) -> dict:
         job = {"images": images_file, "name": name, "count": count, "repeats": repeats}
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit("the imagecorruptions worker died; run it by hand with --worker to see why")
-        return json.loads(line)
+        return self._reply()
 
     def close(self) -> None:
         self.proc.stdin.close()

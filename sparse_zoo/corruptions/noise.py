@@ -7,14 +7,13 @@ as in the reference's numpy calls.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
 from . import ops
 from .registry import register, register_uint8
-from .rng import Stream
+from .rng import Stream, tensor_cache
 
 
 @register("gaussian_noise", tables={32: (.04, .06, .08, .09, .10), 64: (.04, .08, .12, .15, .18),
@@ -25,7 +24,7 @@ def gaussian_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
 
 
 @register("shot_noise", tables={32: (500, 250, 100, 75, 50), 64: (250, 100, 50, 30, 15),
-                                224: (60, 25, 12, 5, 3)})
+                                224: (60, 25, 12, 5, 3)}, compile=True)
 def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     """Photon noise: Poisson(x * photons) / photons (exact Poisson draws).
 
@@ -38,7 +37,7 @@ def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     return ops.poisson(rng, x * photons) / photons
 
 
-@register_uint8("shot_noise")
+@register_uint8("shot_noise", compile=True)
 def shot_noise_uint8(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     """``shot_noise`` of uint8 batches: the counts mapped to 8 bits as ``apply`` maps the float result."""
     counts = ops.poisson_levels(rng, x, photons)
@@ -74,7 +73,7 @@ def speckle_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     return x + x * (std * rng.normal(*x.shape[1:]))
 
 
-@functools.lru_cache(maxsize=32)
+@tensor_cache(maxsize=32)
 def _counts_to_uint8(photons: float, device: torch.device) -> torch.Tensor:
     """uint8 value of count k: k / photons clipped to 1, times 255, truncated (``apply``'s float-to-uint8)."""
     return (torch.arange(math.ceil(photons) + 1, dtype=torch.float32) / photons).clamp_(0.0, 1.0).mul_(255.0) \

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
-from .rng import Stream, sample_keys
+from .rng import Stream, sample_keys, tensor_cache
 
 MODES = ("mirror", "reflect", "nearest", "wrap", "constant")
 
@@ -571,50 +571,66 @@ def poisson(rng: Stream, lam: torch.Tensor, *, threshold: float = 10.0, block: i
 
 
 @functools.lru_cache(maxsize=32)
-def _poisson_level_tables(photons: float, guide_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inversion tables for the 256 rates ``float32(level / 255) * photons`` of 8-bit images.
+def poisson_level_weights(photons: float) -> torch.Tensor:
+    """(256, K) int64 weights of Poisson(float32(level / 255) * photons) in units of 2^-23.
 
-    ``thresholds[level * K + k]`` is floor(2^24 * the float64 CDF at k) (int32): a draw
-    u = (2j + 1) / 2^24 of :meth:`Stream.uniform_ints` exceeds the CDF exactly when
-    2j + 1 exceeds it. The last column is 2^24, so every search ends inside its row.
-    ``guide[level * M + m]`` is the flat position of the first k whose CDF can reach
-    a u in [m / M, (m + 1) / M) (Chen & Asau's guide table), M = 2^guide_bits.
+    Differences of floor(2^23 * the float64 CDF), the last column holding the tail
+    beyond K (< 1e-20 of the mass): each row sums to exactly 2^23, so a 23-bit draw
+    can sample it without rounding. K is a power of two above rate + 12 sd + 30.
     """
     lam = (torch.arange(256, dtype=torch.float32) / 255.0 * photons).double()[:, None]
-    width = int(float(lam.max()) + 12 * float(lam.max()) ** 0.5 + 30)
+    width = 1 << (int(float(lam.max()) + 12 * float(lam.max()) ** 0.5 + 30) - 1).bit_length()
     k = torch.arange(width, dtype=torch.float64)
     log_pmf = torch.where(lam > 0, k * lam.clamp(min=1e-300).log() - lam - torch.lgamma(k + 1),
                           torch.where(k == 0, 0.0, -math.inf))
     cdf = log_pmf.exp().cumsum(1)
-    cdf[:, -1] = 1.0  # tail beyond K: < 1e-20 of the mass
-    thresholds = (cdf * (1 << 24)).floor().clamp(max=1 << 24)  # u = (2k + 1) / 2^24 > cdf iff 2k + 1 > this
-    edges = torch.arange(1 << guide_bits, dtype=torch.float64) * (1 << (24 - guide_bits))
-    first = torch.searchsorted(thresholds, edges.expand(256, -1).contiguous(), side="left")
-    guide = first + torch.arange(256)[:, None] * width
-    return thresholds.reshape(-1).to(torch.int32), guide.reshape(-1).to(torch.int32)
+    cdf[:, -1] = 1.0
+    return (cdf * (1 << 23)).floor().long().clamp_(max=1 << 23).diff(dim=1, prepend=torch.zeros(256, 1, dtype=torch.long))
 
 
-def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float, *, guide_bits: int = 11) -> torch.Tensor:
+@tensor_cache(maxsize=32)
+def _poisson_alias_table(photons: float, device: torch.device) -> tuple[torch.Tensor, int]:
+    """Walker's alias table of :func:`poisson_level_weights`, packed as int32, and its column bits.
+
+    Each of the K columns of a row holds 2^23 / K units: ``thr`` of its own count and
+    the rest of its ``alias``; entry ``level * K + j`` is ``thr | alias << shift``
+    with shift = 24 - log2(K). Built in integers (Vose's method), so the table's
+    distribution is exactly the weights.
+    """
+    weights = poisson_level_weights(photons)
+    width = weights.shape[1]
+    bits = width.bit_length() - 1
+    cap, shift = (1 << 23) >> bits, 24 - bits
+    table = []
+    for row in weights.tolist():
+        thr, alias = [cap] * width, list(range(width))
+        small = [j for j, w in enumerate(row) if w < cap]
+        large = [j for j, w in enumerate(row) if w >= cap]
+        while small and large:
+            s, big = small.pop(), large.pop()
+            thr[s], alias[s] = row[s], big
+            row[big] -= cap - row[s]
+            (small if row[big] < cap else large).append(big)
+        table.extend(t | a << shift for t, a in zip(thr, alias))
+    return torch.tensor(table, dtype=torch.int32, device=device), bits
+
+
+def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float) -> torch.Tensor:
     """Exact Poisson(levels / 255 * photons) counts for an integer batch of 8-bit levels (B, ...), as int32.
 
-    Inversion of the float64 CDF (one uniform draw per element, compared in integers
-    through :meth:`Stream.uniform_ints`) through a guide table: the guide lands on the
-    answer or a step short of it, and only the few elements still short step on. An
-    8-bit image has 256 rates, so the tables are built once per ``photons``;
-    :func:`poisson` serves arbitrary rates.
+    One 23-bit draw per element through Walker's alias table of the float64 pmf
+    (quantised to 2^-23, see :func:`poisson_level_weights`): its top bits pick a
+    column, the rest compare with the column's threshold. One gather and no search
+    loop, so it also fuses under torch.compile. An 8-bit image has 256 rates, so the
+    table is built once per ``photons``; :func:`poisson` serves arbitrary rates.
     """
-    thresholds, guide = (t.to(levels.device) for t in _poisson_level_tables(float(photons), guide_bits))
-    width, shape = thresholds.numel() // 256, levels.shape
-    k = rng.uniform_ints(*shape[1:]).reshape(-1)  # u = (2k + 1) / 2^24: all in integers, exactly
-    levels = levels.reshape(-1).to(torch.int32)
-    bucket = (k >> (23 - guide_bits)).add_(levels << guide_bits)  # floor(u * M)
-    u = k.mul_(2).add_(1)
-    pos = guide.index_select(0, bucket)
-    pending = (u > thresholds.index_select(0, pos)).nonzero().squeeze(1)
-    while pending.numel():
-        pos[pending] += 1
-        pending = pending[u[pending] > thresholds.index_select(0, pos[pending])]
-    return pos.sub_(levels * width).reshape(shape)
+    table, bits = _poisson_alias_table(float(photons), levels.device)
+    shift = 24 - bits
+    k = rng.uniform_ints(*levels.shape[1:]).reshape(-1)
+    column = k >> (23 - bits)
+    entry = table.index_select(0, (levels.reshape(-1).to(torch.int32) << bits).add_(column))
+    own = k.bitwise_and_((1 << (23 - bits)) - 1) < (entry & ((1 << shift) - 1))
+    return torch.where(own, column, entry.bitwise_right_shift_(shift)).reshape(levels.shape)
 
 
 def _ptrs_round(lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor,

@@ -60,6 +60,7 @@ class Corruption:
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     uint8_fn: CorruptionFn | None = None
+    uint8_compiles: bool = False
 
     def table_for(self, size: int, resolution: int | None = None) -> tuple[int, Sequence[Any]]:
         """The table of ``resolution``, or of the reference size closest to the image size."""
@@ -101,16 +102,17 @@ def register(name: str, tables: Mapping[int, Sequence[Any]] | Sequence[Any], *, 
     return wrap
 
 
-def register_uint8(name: str) -> Callable[[CorruptionFn], CorruptionFn]:
+def register_uint8(name: str, *, compile: bool = False) -> Callable[[CorruptionFn], CorruptionFn]:
     """Attach a uint8 kernel to the registered corruption ``name``.
 
     ``apply`` calls it instead of the float function on uint8 batches, skipping the
     float round trip (most of the cost of integer-exact corruptions such as PIL
     resizes or codecs). It takes the uint8 batch and must return the uint8 batch that
-    the float path would give.
+    the float path would give. ``compile=True``: compiled graphs take it too (for
+    kernels in one integer width, such as table lookups; see ``_run``).
     """
     def wrap(fn: CorruptionFn) -> CorruptionFn:
-        REGISTRY[name] = replace(REGISTRY[name], uint8_fn=fn)
+        REGISTRY[name] = replace(REGISTRY[name], uint8_fn=fn, uint8_compiles=compile)
         return fn
     return wrap
 
@@ -202,12 +204,14 @@ def _run(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tenso
          depth: torch.Tensor | None) -> torch.Tensor:
     """One chunk through the corruption: its uint8 kernel, or the float function and the conversion back.
 
-    Compiled graphs take the float function: fused, its round trip through float32
-    costs nothing, and mixed-width vector code (uint8 masks of float compares) is slow.
+    Compiled graphs take the float function unless the uint8 kernel opts in: fused,
+    the round trip through float32 costs nothing, and mixed-width vector code (uint8
+    masks of float compares) is slow.
     """
     kwargs = {"depth": depth} if corruption.uses_depth else {}
     rng = Stream(keys, images.device)
-    if corruption.uint8_fn is not None and images.dtype == torch.uint8 and not is_compiling():
+    if corruption.uint8_fn is not None and images.dtype == torch.uint8 \
+            and (corruption.uint8_compiles or not is_compiling()):
         return corruption.uint8_fn(images, p, rng, **kwargs)
     x = images.to(torch.float32)
     x = x / 255.0 if images.dtype == torch.uint8 else x
