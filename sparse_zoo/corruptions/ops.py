@@ -194,7 +194,9 @@ def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
 
     A 0/1 disk on a grid of half-width max(8, radius), normalised to sum 1, then
     ``cv2.GaussianBlur`` with ksize 3 (5 for radius > 8) and BORDER_REFLECT_101,
-    without renormalising afterwards, as the reference does.
+    without renormalising afterwards, as the reference does. Subnormal weights (a
+    small ``alias_blur`` gives corners near 1e-45) are zeroed: they change no output
+    beyond float rounding, and x86 multiplies by them about 15x slower.
     """
     half, ksize = (8, 3) if radius <= 8 else (int(radius), 5)
     grid = torch.arange(-half, half + 1, dtype=torch.float64)
@@ -203,7 +205,8 @@ def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     disk = disk / disk.sum()
     k = cv2_gaussian_kernel1d(ksize, alias_blur)
     m = filter_matrix(disk.shape[0], k, "mirror").to(torch.float64)
-    return (m @ disk @ m.T).to(torch.float32)
+    kernel = (m @ disk @ m.T).to(torch.float32)
+    return kernel.masked_fill_(kernel.abs() < torch.finfo(torch.float32).tiny, 0.0)
 
 
 # --------------------------------------------------------------------------- colour
