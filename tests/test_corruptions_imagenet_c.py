@@ -145,6 +145,41 @@ def test_poisson_levels_sampler_is_the_quantised_pmf_exactly(photons):
         assert np.abs(weights[level, :-1].numpy() - pmf).max() < 1.0 + 1e-6  # floor(2^23 CDF) differences
 
 
+@pytest.mark.parametrize("name,severity,resolution", [("gaussian_noise", 1, 32), ("gaussian_noise", 5, 224),
+                                                      ("speckle_noise", 1, 32), ("speckle_noise", 5, 224)])
+def test_normal_noise_uint8_table_is_the_float_paths_distribution(name, severity, resolution):
+    """uint8 gaussian/speckle noise samples trunc(255 clip(v)) exactly: every 2^23 draw against scipy's normal CDF."""
+    from sparse_zoo.corruptions import noise
+    std = corruptions.get(name).params(severity, resolution)
+    table = noise._normal_alias_table(std, name == "speckle_noise", torch.device("cpu"))
+    class EveryDraw:
+        def uniform_ints(self, *shape):
+            return torch.arange(1 << 23, dtype=torch.int32).reshape(1, *shape)
+    for level in (0, 1, 100, 254, 255):
+        out = ops.alias_levels(EveryDraw(), torch.full((1, 1 << 23), level, dtype=torch.uint8), table, torch.uint8)
+        counts = torch.bincount(out.flatten().long(), minlength=256).numpy()
+        x = float(np.float32(level) / np.float32(255))
+        edges = np.arange(1, 256) / 255.0  # out <= j  <=>  v < (j + 1) / 255
+        if name == "speckle_noise":
+            cdf = np.ones(255) if level == 0 else stats.norm.cdf((edges / x - 1) / std)
+        else:
+            cdf = stats.norm.cdf((edges - x) / std)
+        pmf = np.diff(np.concatenate([[0.0], cdf, [1.0]])) * (1 << 23)
+        assert counts.sum() == 1 << 23 and np.abs(counts - pmf).max() < 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "speckle_noise"])
+def test_normal_noise_uint8_matches_float_path_moments(name):
+    """The uint8 kernel (table draws) and the float path (Box-Muller) agree in mean and spread per level."""
+    x8 = torch.tensor([3, 60, 128, 200, 250], dtype=torch.uint8)[:, None, None, None].expand(-1, 3, 160, 160)
+    via_table = corruptions.apply(x8, name, 4, resolution=224).double().flatten(1)
+    via_float = (corruptions.apply(x8 / 255.0, name, 4, resolution=224, seed=1) * 255.0).to(torch.uint8)  # truncates
+    for a, b in zip(via_table, via_float.double().flatten(1)):
+        se = float(b.std()) / (b.numel() ** 0.5)
+        assert float(a.mean()) == pytest.approx(float(b.mean()), abs=6 * se + 1e-9)
+        assert float(a.std()) == pytest.approx(float(b.std()), rel=0.02, abs=1e-9)
+
+
 def test_poisson_sampler_across_rates():
     rng = Stream(sample_keys(0, torch.arange(2), "poisson-test", 1))
     lam = torch.tensor([0.0, 0.3, 2.0, 9.99, 10.0, 25.0, 140.0, 500.0]).repeat_interleave(20000).expand(2, -1)

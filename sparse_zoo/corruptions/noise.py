@@ -23,6 +23,12 @@ def gaussian_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     return x + std * rng.normal(*x.shape[1:])
 
 
+@register_uint8("gaussian_noise", compile=True)
+def gaussian_noise_uint8(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
+    """``gaussian_noise`` of uint8 batches: one alias-table draw per element (see ``_normal_alias_table``)."""
+    return ops.alias_levels(rng, x, _normal_alias_table(float(std), False, x.device), torch.uint8)
+
+
 @register("shot_noise", tables={32: (500, 250, 100, 75, 50), 64: (250, 100, 50, 30, 15),
                                 224: (60, 25, 12, 5, 3)}, compile=True)
 def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
@@ -71,6 +77,27 @@ def impulse_noise_uint8(x: torch.Tensor, amount: float, rng: Stream) -> torch.Te
 def speckle_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     """Multiplicative noise x + x * N(0, std^2)."""
     return x + x * (std * rng.normal(*x.shape[1:]))
+
+
+@register_uint8("speckle_noise", compile=True)
+def speckle_noise_uint8(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
+    """``speckle_noise`` of uint8 batches: one alias-table draw per element (see ``_normal_alias_table``)."""
+    return ops.alias_levels(rng, x, _normal_alias_table(float(std), True, x.device), torch.uint8)
+
+
+@tensor_cache(maxsize=32)
+def _normal_alias_table(std: float, speckle: bool, device: torch.device) -> torch.Tensor:
+    """Alias table of the 8-bit outputs of additive (x + std z) or speckle (x + x std z) noise, per input level.
+
+    The float path on a uint8 batch gives out = trunc(255 clip(v, 0, 1)), so
+    out <= j exactly when v < (j + 1) / 255: a normal CDF in float64, quantised to
+    2^-23 (``ops.cdf_level_weights``). Same distribution as the float path, through
+    other draws: a uint8 batch and its float copy get different realisations.
+    """
+    x = (torch.arange(256, dtype=torch.float32) / 255.0).double()[:, None]
+    edges = torch.arange(1, 257, dtype=torch.float64) / 255.0
+    z = (edges / x - 1.0) / std if speckle else (edges - x) / std  # speckle at level 0: inf, all mass at 0
+    return ops.alias_table(ops.cdf_level_weights(torch.special.ndtr(z))).to(device)
 
 
 @tensor_cache(maxsize=32)

@@ -573,36 +573,46 @@ def poisson(rng: Stream, lam: torch.Tensor, *, threshold: float = 10.0, block: i
     return out.reshape(lam.shape)
 
 
+def cdf_level_weights(cdf: torch.Tensor) -> torch.Tensor:
+    """(256, K) int64 weights in units of 2^-23 from float64 CDFs (256, K) of one distribution per 8-bit level.
+
+    Differences of floor(2^23 * CDF), the last column taking what is left: each row
+    sums to exactly 2^23, so a 23-bit draw samples it without rounding (see
+    :func:`alias_table`). K must be a power of two.
+    """
+    cdf = cdf.clone()
+    cdf[:, -1] = 1.0
+    return (cdf * (1 << 23)).floor().long().clamp_(0, 1 << 23).diff(dim=1, prepend=torch.zeros(len(cdf), 1,
+                                                                                                   dtype=torch.long))
+
+
 @functools.lru_cache(maxsize=32)
 def poisson_level_weights(photons: float) -> torch.Tensor:
     """(256, K) int64 weights of Poisson(float32(level / 255) * photons) in units of 2^-23.
 
-    Differences of floor(2^23 * the float64 CDF), the last column holding the tail
-    beyond K (< 1e-20 of the mass): each row sums to exactly 2^23, so a 23-bit draw
-    can sample it without rounding. K is a power of two above rate + 12 sd + 30.
+    :func:`cdf_level_weights` of the float64 CDF; the last column holds the tail
+    beyond K (< 1e-20 of the mass). K is a power of two above rate + 12 sd + 30.
     """
     lam = (torch.arange(256, dtype=torch.float32) / 255.0 * photons).double()[:, None]
     width = 1 << (int(float(lam.max()) + 12 * float(lam.max()) ** 0.5 + 30) - 1).bit_length()
     k = torch.arange(width, dtype=torch.float64)
     log_pmf = torch.where(lam > 0, k * lam.clamp(min=1e-300).log() - lam - torch.lgamma(k + 1),
                           torch.where(k == 0, 0.0, -math.inf))
-    cdf = log_pmf.exp().cumsum(1)
-    cdf[:, -1] = 1.0
-    return (cdf * (1 << 23)).floor().long().clamp_(max=1 << 23).diff(dim=1, prepend=torch.zeros(256, 1, dtype=torch.long))
+    return cdf_level_weights(log_pmf.exp().cumsum(1))
 
 
-@tensor_cache(maxsize=32)
-def _poisson_alias_table(photons: float, device: torch.device) -> tuple[torch.Tensor, int]:
-    """Walker's alias table of :func:`poisson_level_weights`, packed as int32, and its column bits.
+def alias_table(weights: torch.Tensor) -> torch.Tensor:
+    """Walker's alias table of (256, K) weights that sum to 2^23 per row, packed as (256 * K,) int32.
 
-    Each of the K columns of a row holds 2^23 / K units: ``thr`` of its own count and
+    Each of the K columns of a row holds 2^23 / K units: ``thr`` of its own value and
     the rest of its ``alias``; entry ``level * K + j`` is ``thr | alias << shift``
     with shift = 24 - log2(K). Built in integers (Vose's method), so the table's
     distribution is exactly the weights.
     """
-    weights = poisson_level_weights(photons)
     width = weights.shape[1]
     bits = width.bit_length() - 1
+    if width != 1 << bits or not (weights.sum(1) == 1 << 23).all():
+        raise ValueError("alias_table needs a power-of-two number of columns and rows that sum to 2^23")
     cap, shift = (1 << 23) >> bits, 24 - bits
     table = []
     for row in weights.tolist():
@@ -615,25 +625,42 @@ def _poisson_alias_table(photons: float, device: torch.device) -> tuple[torch.Te
             row[big] -= cap - row[s]
             (small if row[big] < cap else large).append(big)
         table.extend(t | a << shift for t, a in zip(thr, alias))
-    return torch.tensor(table, dtype=torch.int32, device=device), bits
+    return torch.tensor(table, dtype=torch.int32)
+
+
+def alias_levels(rng: Stream, levels: torch.Tensor, table: torch.Tensor,
+                 dtype: torch.dtype = torch.int32) -> torch.Tensor:
+    """One draw per element of an integer batch of 8-bit levels (B, ...) from its row of ``table``, as ``dtype``.
+
+    ``table`` comes from :func:`alias_table`. One 23-bit draw per element: its top
+    bits pick a column, the rest compare with the column's threshold. One gather and
+    no search loop, so it also fuses under torch.compile.
+    """
+    bits = (table.numel() // 256).bit_length() - 1
+    shift = 24 - bits
+    k = rng.uniform_ints(*levels.shape[1:]).reshape(-1)
+    column = k >> (23 - bits)
+    entry = table.index_select(0, (levels.reshape(-1).to(torch.int32) << bits).add_(column))
+    own = (k.bitwise_and_((1 << (23 - bits)) - 1) < (entry & ((1 << shift) - 1))).to(torch.int32)
+    alias = entry.bitwise_right_shift_(shift)
+    # arithmetic, not torch.where: inductor splits a where on a bool mask into two loops (3x slower)
+    # and the conversion before the reshape: after it, inductor also splits the loop
+    return column.sub_(alias).mul_(own).add_(alias).to(dtype).reshape(levels.shape)
+
+
+@tensor_cache(maxsize=32)
+def _poisson_alias_table(photons: float, device: torch.device) -> torch.Tensor:
+    return alias_table(poisson_level_weights(photons)).to(device)
 
 
 def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float) -> torch.Tensor:
     """Exact Poisson(levels / 255 * photons) counts for an integer batch of 8-bit levels (B, ...), as int32.
 
-    One 23-bit draw per element through Walker's alias table of the float64 pmf
-    (quantised to 2^-23, see :func:`poisson_level_weights`): its top bits pick a
-    column, the rest compare with the column's threshold. One gather and no search
-    loop, so it also fuses under torch.compile. An 8-bit image has 256 rates, so the
-    table is built once per ``photons``; :func:`poisson` serves arbitrary rates.
+    :func:`alias_levels` through the table of the float64 pmf quantised to 2^-23
+    (:func:`poisson_level_weights`). An 8-bit image has 256 rates, so the table is
+    built once per ``photons``; :func:`poisson` serves arbitrary rates.
     """
-    table, bits = _poisson_alias_table(float(photons), levels.device)
-    shift = 24 - bits
-    k = rng.uniform_ints(*levels.shape[1:]).reshape(-1)
-    column = k >> (23 - bits)
-    entry = table.index_select(0, (levels.reshape(-1).to(torch.int32) << bits).add_(column))
-    own = k.bitwise_and_((1 << (23 - bits)) - 1) < (entry & ((1 << shift) - 1))
-    return torch.where(own, column, entry.bitwise_right_shift_(shift)).reshape(levels.shape)
+    return alias_levels(rng, levels, _poisson_alias_table(float(photons), levels.device))
 
 
 def _ptrs_round(lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
