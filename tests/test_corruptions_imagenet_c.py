@@ -350,7 +350,11 @@ def test_jpeg_equals_pil_at_the_table_quality(images, size):
             im.save(buffer, "JPEG", quality=quality)
             expected.append(np.array(Image.open(buffer)))
         ours = corruptions.apply(images[size], "jpeg_compression", severity)
-        assert torch.equal(ours, ops.to_uint8(corruptions.apply(images[size] / 255.0, "jpeg_compression", severity)))
+        assert ours.is_contiguous() and torch.equal(
+            ours, ops.to_uint8(corruptions.apply(images[size] / 255.0, "jpeg_compression", severity)))
+        last = corruptions.apply(images[size].contiguous(memory_format=torch.channels_last), "jpeg_compression",
+                                 severity)
+        assert last.is_contiguous(memory_format=torch.channels_last) and torch.equal(last, ours)
         ours = ours.permute(0, 2, 3, 1).numpy()
         diff = np.abs(ours.astype(int) - np.stack(expected))
         assert diff.max() <= 1 and diff.mean() < 0.01

@@ -480,25 +480,28 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """:func:`jpeg` of a uint8 batch, returned as uint8 on the CPU.
+    """:func:`jpeg` of a uint8 batch, returned as uint8 on the CPU in ``x``'s memory layout.
 
-    The decoder hands out (H, W, C) buffers: the batch keeps that channels-last layout
-    rather than paying for a transposing copy. The batch is split over torch's CPU
-    threads (libjpeg runs without the GIL).
+    libjpeg reads and writes (H, W, C) memory. The batch is split over torch's CPU
+    threads (libjpeg runs without the GIL), and each worker also does its share of
+    the transposing copies to and from that layout.
     """
     from torchvision.io import decode_jpeg, encode_jpeg
+    x = x.cpu()
+    out = torch.empty_like(x)
 
-    def round_trip(part: list[torch.Tensor]) -> list[torch.Tensor]:
-        return decode_jpeg(encode_jpeg(part, quality=int(quality)))
-    images = list(channels_last(x.cpu()).permute(0, 3, 1, 2))  # the encoder reads (H, W, C) memory
-    parts = max(1, min(torch.get_num_threads(), len(images)))
-    size = -(-len(images) // parts)
+    def round_trip(part: slice) -> None:
+        images = list(channels_last(x[part]).permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
+        decoded = decode_jpeg(encode_jpeg(images, quality=int(quality)))
+        from_channels_last(torch.stack([image.permute(1, 2, 0) for image in decoded]), out[part])
+    parts = max(1, min(torch.get_num_threads(), len(x)))
+    size = -(-len(x) // parts)
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
         warnings.simplefilter("ignore", DeprecationWarning)  # (the pool's threads wait inside this block)
-        chunks = [images[i:i + size] for i in range(0, len(images), size)]
-        images = [image for part in _pool(parts).map(round_trip, chunks) for image in part] if parts > 1 \
-            else round_trip(images)
-    return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
+        chunks = [slice(i, i + size) for i in range(0, len(x), size)]
+        for _ in (_pool(parts).map(round_trip, chunks) if parts > 1 else map(round_trip, chunks)):
+            pass
+    return out
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -512,6 +515,16 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     out = x.new_empty(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
     for c in range(x.shape[1]):
         out[..., c] = x[:, c]
+    return out
+
+
+def from_channels_last(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Copy (B, H, W, C) ``x`` into ``out`` (B, C, H, W) of any layout: the inverse of :func:`channels_last`."""
+    if out.is_contiguous(memory_format=torch.channels_last):
+        out.permute(0, 2, 3, 1).copy_(x)
+    else:
+        for c in range(x.shape[-1]):
+            out[:, c] = x[..., c]
     return out
 
 
