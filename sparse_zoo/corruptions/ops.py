@@ -366,18 +366,15 @@ def pil_box_resize_uint8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
     Works in the batch's memory layout (NCHW or channels-last, kept in the result) on
     a (N, H, W * K) view: columns are picked with ``gather`` on an expanded index and
-    rows with ``index_select``, the fast forms of each on CPU.
+    rows with ``index_select``, the fast forms of each on CPU; runs of one length that
+    tile the line (integer factors) are strided slices instead.
     """
     b, c, h, w = x.shape
     channels_last = c > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     k = c if channels_last else 1
     y = (x.permute(0, 2, 3, 1) if channels_last else x.contiguous()).reshape(-1, h, w * k)
     if size[1] != w:
-        taps = _pil_box_taps(w, size[1])
-        if k == 1 and taps[1] is not None:  # sums of runs: on rows of the transpose (a gather along rows is slow)
-            y = _pil_box_pass(y.transpose(1, 2).contiguous(), *taps, 0).transpose(1, 2).contiguous()
-        else:
-            y = _pil_box_pass(y, *taps, k)
+        y = _pil_box_pass(y, *_pil_box_taps(w, size[1]), k)
     if size[0] != h:
         y = _pil_box_pass(y, *_pil_box_taps(h, size[0]), 0)
     if channels_last:
@@ -390,6 +387,16 @@ def _pil_box_pass(y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor | N
 
     Each output is the run's sum (int16) times its weight, plus a half, shifted down.
     """
+    run = index.shape[0]
+    if weight is not None and weight.dtype == torch.int16 and torch.equal(
+            index, torch.arange(index.numel()).view(-1, run).T):  # runs of 2^s tiling the line: strided views
+        v = y.view(*y.shape[:-1], -1, run, k) if k else y.view(y.shape[0], -1, run, y.shape[-1])
+        total = v.select(-2 if k else 2, 0).to(torch.int16)
+        for t in range(1, run):
+            total += v.select(-2 if k else 2, t)
+        shift = run.bit_length() - 1
+        total = total.add_((1 << shift) >> 1).bitwise_right_shift_(shift).to(torch.uint8)
+        return total.flatten(-2) if k else total
     index = index.to(y.device)
     if k:  # column j, channel i sits at j * k + i
         index = (index[..., None] * k + torch.arange(k, device=y.device)).flatten(1)
