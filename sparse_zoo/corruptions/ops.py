@@ -496,11 +496,13 @@ def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
     from torchvision.io import decode_jpeg, encode_jpeg
     x = x.cpu()
     out = torch.empty_like(x)
+    inference = torch.is_inference_mode_enabled()  # thread-local: the workers must write ``out`` in the same mode
 
     def round_trip(part: slice) -> None:
-        images = list(channels_last(x[part]).permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
-        decoded = decode_jpeg(encode_jpeg(images, quality=int(quality)))
-        from_channels_last(torch.stack([image.permute(1, 2, 0) for image in decoded]), out[part])
+        with torch.inference_mode(inference):
+            images = list(channels_last(x[part]).permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
+            decoded = decode_jpeg(encode_jpeg(images, quality=int(quality)))
+            from_channels_last(torch.stack([image.permute(1, 2, 0) for image in decoded]), out[part])
     parts = max(1, min(torch.get_num_threads(), len(x)))
     size = -(-len(x) // parts)
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
