@@ -489,28 +489,26 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
     """:func:`jpeg` of a uint8 batch, returned as uint8 on the CPU in ``x``'s memory layout.
 
-    libjpeg reads and writes (H, W, C) memory. The batch is split over torch's CPU
-    threads (libjpeg runs without the GIL), and each worker also does its share of
-    the transposing copies to and from that layout.
+    libjpeg reads and writes (H, W, C) memory: the batch goes to that layout and back
+    with per-channel copies (:func:`channels_last`). The codec calls are split over
+    torch's CPU threads (libjpeg runs without the GIL); the copies stay on the calling
+    thread, since torch ops on other threads start OpenMP teams of their own that
+    slow every later parallel op in the process (2-3x, measured).
     """
     from torchvision.io import decode_jpeg, encode_jpeg
-    x = x.cpu()
-    out = torch.empty_like(x)
-    inference = torch.is_inference_mode_enabled()  # thread-local: the workers must write ``out`` in the same mode
 
-    def round_trip(part: slice) -> None:
-        with torch.inference_mode(inference):
-            images = list(channels_last(x[part]).permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
-            decoded = decode_jpeg(encode_jpeg(images, quality=int(quality)))
-            from_channels_last(torch.stack([image.permute(1, 2, 0) for image in decoded]), out[part])
-    parts = max(1, min(torch.get_num_threads(), len(x)))
-    size = -(-len(x) // parts)
+    def round_trip(part: list[torch.Tensor]) -> list[torch.Tensor]:
+        return decode_jpeg(encode_jpeg(part, quality=int(quality)))
+    x = x.cpu()
+    images = list(channels_last(x).permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
+    parts = max(1, min(torch.get_num_threads(), len(images)))
+    size = -(-len(images) // parts)
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
         warnings.simplefilter("ignore", DeprecationWarning)  # (the pool's threads wait inside this block)
-        chunks = [slice(i, i + size) for i in range(0, len(x), size)]
-        for _ in (_pool(parts).map(round_trip, chunks) if parts > 1 else map(round_trip, chunks)):
-            pass
-    return out
+        chunks = [images[i:i + size] for i in range(0, len(images), size)]
+        images = [image for part in _pool(parts).map(round_trip, chunks) for image in part] if parts > 1 \
+            else round_trip(images)
+    return from_channels_last(torch.stack([image.permute(1, 2, 0) for image in images]), torch.empty_like(x))
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
