@@ -27,6 +27,7 @@ import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -489,26 +490,31 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
     """:func:`jpeg` of a uint8 batch, returned as uint8 on the CPU in ``x``'s memory layout.
 
-    libjpeg reads and writes (H, W, C) memory: the batch goes to that layout and back
-    with per-channel copies (:func:`channels_last`). The codec calls are split over
-    torch's CPU threads (libjpeg runs without the GIL); the copies stay on the calling
-    thread, since torch ops on other threads start OpenMP teams of their own that
-    slow every later parallel op in the process (2-3x, measured).
+    libjpeg reads and writes (H, W, C) memory. The batch goes to that layout with
+    per-channel torch copies (:func:`channels_last`) on the calling thread; the codec
+    calls, and numpy's copies of the decoded images into the result, are split over
+    torch's CPU threads (both run without the GIL). No torch op runs on the pool's
+    threads: there each would start an OpenMP team of its own, which slowed every
+    later parallel op in the process 2-3x (measured).
     """
     from torchvision.io import decode_jpeg, encode_jpeg
-
-    def round_trip(part: list[torch.Tensor]) -> list[torch.Tensor]:
-        return decode_jpeg(encode_jpeg(part, quality=int(quality)))
     x = x.cpu()
+    out = torch.empty_like(x)
+    out_array = out.numpy()
     images = list(channels_last(x).permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
+
+    def round_trip(start: int, stop: int) -> None:
+        for i, image in enumerate(decode_jpeg(encode_jpeg(images[start:stop], quality=int(quality))), start):
+            np.copyto(out_array[i], image.numpy())
     parts = max(1, min(torch.get_num_threads(), len(images)))
     size = -(-len(images) // parts)
+    starts = range(0, len(images), size)
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
         warnings.simplefilter("ignore", DeprecationWarning)  # (the pool's threads wait inside this block)
-        chunks = [images[i:i + size] for i in range(0, len(images), size)]
-        images = [image for part in _pool(parts).map(round_trip, chunks) for image in part] if parts > 1 \
-            else round_trip(images)
-    return from_channels_last(torch.stack([image.permute(1, 2, 0) for image in images]), torch.empty_like(x))
+        pool = _pool(parts).map if parts > 1 else map
+        for _ in pool(round_trip, starts, [start + size for start in starts]):
+            pass
+    return out
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -522,16 +528,6 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     out = x.new_empty(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
     for c in range(x.shape[1]):
         out[..., c] = x[:, c]
-    return out
-
-
-def from_channels_last(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Copy (B, H, W, C) ``x`` into ``out`` (B, C, H, W) of any layout: the inverse of :func:`channels_last`."""
-    if out.is_contiguous(memory_format=torch.channels_last):
-        out.permute(0, 2, 3, 1).copy_(x)
-    else:
-        for c in range(x.shape[-1]):
-            out[:, c] = x[..., c]
     return out
 
 
