@@ -194,3 +194,18 @@ def test_pad_equals_numpy_pad(mode, numpy_mode, widths, dtype):
     left, right, top, bottom = widths
     expected = np.pad(x.numpy(), ((0, 0), (0, 0), (top, bottom), (left, right)), mode=numpy_mode)
     assert np.array_equal(ops.pad(x, left, right, top, bottom, mode).numpy(), expected)
+
+
+ALL = sorted({n for suite in ("cifar-c", "imagenet-c-bar", "3dcc") for n in corruptions.names(suite)})
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_apply_never_writes_to_or_returns_its_input(batch, name):
+    """The caller's batch is left as it was and the result is a new tensor (float32 input included,
+    which ``apply`` hands to the corruption without a conversion)."""
+    for images in (batch[:2].clone(), (batch[:2] * 255).round().to(torch.uint8)):
+        before = images.clone()
+        for severity in (1, 5):
+            out = corruptions.apply(images, name, severity)
+            assert torch.equal(images, before)
+            assert out.untyped_storage().data_ptr() != images.untyped_storage().data_ptr()
