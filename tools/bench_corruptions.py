@@ -7,7 +7,8 @@ size (default 32 and 224 px) it times ``corruptions.apply`` on batches of ``--ba
 images over severities 1-5, and, interleaved corruption by corruption so both see the
 same machine load, the per-image ``imagecorruptions.corrupt`` of the reference
 package on ``--ref-images`` of the same images per severity. It prints images/s, the
-ratio and the geometric mean of the ratios, and checks the targets at 224 px.
+ratio and the geometric mean of the ratios, and checks the targets at 224 px (on CUDA:
+the mean images/s, against the GPU target of 5,000).
 
 ``imagecorruptions==1.1.2`` is not a dependency: install it in its own environment
 (``python -m venv ic && ic/bin/pip install 'setuptools<81' imagecorruptions==1.1.2``)
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 SEVERITIES = (1, 2, 3, 4, 5)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def worker() -> int:
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed passes over severities 1-5, for both sides (the best is kept)")
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/cifar10/test"),
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "cifar10" / "test",
                         help="image folder to sample from (missing: smooth random images)")
     parser.add_argument("--reference-python", help="python of an environment with imagecorruptions==1.1.2")
     parser.add_argument("--ref-images", type=int, default=4, help="reference images per severity")
@@ -178,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             images = images.to(args.device)
             print(f"\n{size} px")
             print(f"{'corruption':20s} {'ours img/s':>11s} {'imagecorr. img/s':>17s} {'ratio':>8s} {'warm-up s':>10s}")
-            ratios = []
+            ratios, rates = [], []
             for name in names:
                 ours, warm_up = time_ours(images, name, args.device, args.repeats, args.compile)
+                rates.append(ours)
                 theirs = reference.rate(images_file, name, args.ref_images, args.repeats) if reference else {}
                 if "rate" in theirs:
                     ratio = ours / theirs["rate"]
@@ -199,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
                     met = gm >= 20 and slowest[1] >= 1
                     targets_ok &= met
                     print(f"targets at 224 px (geomean >= 20x, none slower): {'met' if met else 'NOT met'}")
+            if args.device.startswith("cuda") and size == 224:
+                mean, whole = sum(rates) / len(rates), len(rates) / sum(1 / r for r in rates)
+                met = mean >= 5000
+                targets_ok &= met
+                print(f"mean over {len(rates)} corruptions: {mean:.0f} img/s (a pass through all of them: {whole:.0f} "
+                      f"img/s); GPU target at 224 px (mean >= 5,000 img/s): {'met' if met else 'NOT met'}")
     if reference:
         reference.close()
     return 0 if targets_ok else 1

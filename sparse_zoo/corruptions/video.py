@@ -322,7 +322,8 @@ def temporal_sequences(num_frames: int, name: str, severity: int, *, seed: int =
     """
     corruption = get_video(name)
     p = corruption.params(severity)
-    ids = torch.zeros(1, dtype=torch.int64) if sample_ids is None else torch.as_tensor(sample_ids, dtype=torch.int64).reshape(-1)
+    ids = torch.zeros(1, dtype=torch.int64) if sample_ids is None else \
+        torch.as_tensor(sample_ids, dtype=torch.int64).reshape(-1)
     if num_frames < 1:
         raise ValueError(f"a video needs at least one frame, got {num_frames}")
     if not corruption.temporal:
