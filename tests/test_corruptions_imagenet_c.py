@@ -202,6 +202,28 @@ def test_impulse_noise_flips_the_table_fraction():
         assert torch.equal(corruptions.apply(x8, "impulse_noise", severity, resolution=224), (out * 255).to(torch.uint8))
 
 
+def test_impulse_noise_uint8_thresholds_equal_the_float_comparisons():
+    """The uint8 kernel's integer thresholds flip exactly the draws the float path flips, at every table amount."""
+    from sparse_zoo.corruptions import noise
+
+    class Draws:  # the same 23-bit draws k for both paths: the float path sees (k + 0.5) / 2^23
+        def __init__(self, k):
+            self.k = k
+
+        def uniform_ints(self, *shape):
+            return self.k.reshape(1, *shape)
+
+        def uniform(self, *shape):
+            return ((self.k.float() + 0.5) * (1.0 / (1 << 23))).reshape(1, *shape)
+    for amount in {a for table in corruptions.get("impulse_noise").tables.values() for a in table}:
+        edges = [int(float(np.float32(t)) * (1 << 23)) for t in (amount, amount / 2)]
+        k = torch.cat([torch.arange(e - 64, e + 64, dtype=torch.int32) for e in edges])
+        x8 = torch.full((1, 1, 16, 16), 100, dtype=torch.uint8)
+        ours = noise.impulse_noise_uint8(x8, amount, Draws(k))
+        float_path = (noise.impulse_noise(x8 / 255.0, amount, Draws(k)) * 255).to(torch.uint8)
+        assert torch.equal(ours, float_path) and (ours == 0).any() and (ours == 255).any() and (ours == 100).any()
+
+
 # --------------------------------------------------------------------------- blurs
 
 def _impulse(size=65):

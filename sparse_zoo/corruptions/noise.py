@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from . import ops
@@ -67,9 +68,14 @@ def impulse_noise(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
 
 @register_uint8("impulse_noise")
 def impulse_noise_uint8(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
-    """``impulse_noise`` of uint8 batches (the same draws; salt is 255)."""
-    u = rng.uniform(*x.shape[1:])
-    return torch.where(u <= amount, (u <= amount / 2).to(x.dtype).mul_(255), x)
+    """``impulse_noise`` of uint8 batches: the same draws and flips in integers (salt is 255).
+
+    The float path's uniform is u = (k + 0.5) / 2^23 exactly, compared with float32
+    thresholds, so u <= t exactly when k <= floor(t * 2^23 - 0.5).
+    """
+    k = rng.uniform_ints(*x.shape[1:])
+    flip, salt = (math.floor(float(np.float32(t)) * (1 << 23) - 0.5) for t in (amount, amount / 2))
+    return x.masked_fill(k <= flip, 0).masked_fill_(k <= salt, 255)
 
 
 @register("speckle_noise", tables={32: (.06, .1, .12, .16, .2), 64: (.15, .2, .25, .3, .35),
