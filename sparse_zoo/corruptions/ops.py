@@ -598,12 +598,12 @@ def cdf_level_weights(cdf: torch.Tensor) -> torch.Tensor:
 
     Differences of floor(2^23 * CDF), the last column taking what is left: each row
     sums to exactly 2^23, so a 23-bit draw samples it without rounding (see
-    :func:`alias_table`). K must be a power of two.
+    :func:`alias_table`).
     """
     cdf = cdf.clone()
     cdf[:, -1] = 1.0
-    return (cdf * (1 << 23)).floor().long().clamp_(0, 1 << 23).diff(dim=1, prepend=torch.zeros(len(cdf), 1,
-                                                                                                   dtype=torch.long))
+    units = (cdf * (1 << 23)).floor().long().clamp_(0, 1 << 23)
+    return units.diff(dim=1, prepend=torch.zeros(len(cdf), 1, dtype=torch.long))
 
 
 @functools.lru_cache(maxsize=32)
