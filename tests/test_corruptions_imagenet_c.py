@@ -129,12 +129,16 @@ def test_poisson_levels_sampler_across_rates():
         assert float(draws.var()) == pytest.approx(rate, rel=0.05)
 
 
+class EveryDraw:
+    """A one-sample stream whose 23-bit draws are each of the 2^23 values once (in place of ``Stream``)."""
+
+    def uniform_ints(self, *shape):
+        return torch.arange(1 << 23, dtype=torch.int32).reshape(1, *shape)
+
+
 @pytest.mark.parametrize("photons", [3.0, 60.0, 500.0])
 def test_poisson_levels_sampler_is_the_quantised_pmf_exactly(photons):
     """Every one of the 2^23 draws goes through the alias table: the counts are the weights, to the unit."""
-    class EveryDraw:
-        def uniform_ints(self, *shape):
-            return torch.arange(1 << 23, dtype=torch.int32).reshape(1, *shape)
     weights = ops.poisson_level_weights(photons)
     assert (weights.sum(1) == 1 << 23).all() and (weights >= 0).all()
     for level in (0, 1, 77, 255):
@@ -152,9 +156,6 @@ def test_normal_noise_uint8_table_is_the_float_paths_distribution(name, severity
     from sparse_zoo.corruptions import noise
     std = corruptions.get(name).params(severity, resolution)
     table = noise._normal_alias_table(std, name == "speckle_noise", torch.device("cpu"))
-    class EveryDraw:
-        def uniform_ints(self, *shape):
-            return torch.arange(1 << 23, dtype=torch.int32).reshape(1, *shape)
     for level in (0, 1, 100, 254, 255):
         out = ops.alias_levels(EveryDraw(), torch.full((1, 1 << 23), level, dtype=torch.uint8), table, torch.uint8)
         counts = torch.bincount(out.flatten().long(), minlength=256).numpy()
@@ -377,7 +378,7 @@ def test_jpeg_equals_pil_at_the_table_quality(images, size):
         last = corruptions.apply(images[size].contiguous(memory_format=torch.channels_last), "jpeg_compression",
                                  severity)
         assert last.is_contiguous(memory_format=torch.channels_last) and torch.equal(last, ours)
-        with torch.inference_mode():  # the codec workers write the result in the caller's mode
+        with torch.inference_mode():  # the result is made and filled in inference mode too
             assert torch.equal(corruptions.apply(images[size], "jpeg_compression", severity), ours)
         ours = ours.permute(0, 2, 3, 1).numpy()
         diff = np.abs(ours.astype(int) - np.stack(expected))
