@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..corruptions.registry import check_compile
 from ..data import CorruptBatch, index_batches
+from ..train import distributed
 from . import models as model_lib
 from .store import CLEAN, Record, RunResults, RunStore, versions
 from .suites import SuiteData, check_corruptions, get_suite
@@ -69,15 +70,11 @@ class _Run:
     store: RunStore
 
 
-def _distributed(device: str | None) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); joins the torchrun process group when one is described by the environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() and device != "cpu" else "gloo")
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+def _device(device: str | None) -> torch.device:
+    """The given device, else this process's GPU (``LOCAL_RANK`` under torchrun), else the CPU."""
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    return rank, world, torch.device(device)
+    return torch.device(device)
 
 
 def _selected(suite, options: BenchOptions, all_suites: list) -> tuple[list[str], list[int]]:
@@ -192,7 +189,16 @@ def evaluate(models: Sequence[str], suites: Sequence[str], data: Any = None, out
         torch.set_num_threads(opts.threads)
     if not models or not suites:
         raise ValueError("give at least one model and one suite")
-    rank, world, device = _distributed(opts.device)
+    device = _device(opts.device)
+    ctx = distributed.setup(device)
+    try:
+        return _evaluate(models, suites, data, out, clean_data, opts, ctx.rank, ctx.world, device)
+    finally:
+        distributed.cleanup(ctx)  # a gloo group left to interpreter exit can abort the process
+
+
+def _evaluate(models: Sequence[str], suites: Sequence[str], data: Any, out: str, clean_data: Any,
+              opts: BenchOptions, rank: int, world: int, device: torch.device) -> list[RunResults]:
     if opts.compile_corruptions:
         check_compile(device)
     suite_objs = [get_suite(s) for s in suites]
