@@ -25,31 +25,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _timing import best_pass  # tools/ is on sys.path when the script runs (also in --worker mode)
 
 SEVERITIES = (1, 2, 3, 4, 5)
 REPO = Path(__file__).resolve().parents[1]
 
 
-def best_pass(run: Callable[[], None], repeats: int, min_time: float) -> float:
-    """Seconds of the fastest call of ``run``: at least ``repeats`` calls, and more until ``min_time`` seconds are spent.
-
-    On a shared machine a few passes of milliseconds can all land in a slow spell;
-    many passes over a second or more give a stable best.
-    """
-    best, spent, done = math.inf, 0.0, 0
-    while done < repeats or spent < min_time:
-        start = time.perf_counter()
-        run()
-        elapsed = time.perf_counter() - start
-        best, spent, done = min(best, elapsed), spent + elapsed, done + 1
-    return best
-
-
 def worker() -> int:
-    """Reference side: read '{"images": path, "name": ..., "count": n, "repeats": r, "min_time": s}' lines,
-    answer images/s."""
+    """Reference side: answer each '{"images", "name", "count", "repeats", "min_time"}' line with images/s."""
     import warnings
 
     import numpy as np
@@ -160,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=2,
-                        help="timed passes over severities 1-5, for both sides (the best is kept)")
+                        help="at least this many timed passes over severities 1-5, for both sides (the best is kept)")
     parser.add_argument("--min-time", type=float, default=1.0,
                         help="seconds each side's timing lasts at least: more passes while shorter (default 1)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "cifar10" / "test",
@@ -202,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 ours, warm_up = time_ours(images, name, args.device, args.repeats, args.min_time, args.compile)
                 rates.append(ours)
-                theirs = reference.rate(images_file, name, args.ref_images, args.repeats, args.min_time) if reference else {}
+                theirs = (reference.rate(images_file, name, args.ref_images, args.repeats, args.min_time)
+                          if reference else {})
                 if "rate" in theirs:
                     ratio = ours / theirs["rate"]
                     ratios.append((name, ratio))
