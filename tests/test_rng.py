@@ -41,6 +41,18 @@ def test_distributions():
         s.integers(2, 2, 3)
 
 
+@pytest.mark.parametrize("low, high", [(-4, 4), (-1, 2), (50, 200), (0, (1 << 15) - 1), (0, 1 << 15), (0, 1 << 20)])
+def test_integers_are_floor_of_bits_times_span(low, high, monkeypatch):
+    """The int32 path of small spans gives exactly the 64-bit formula, also at the extreme bit patterns."""
+    s, t = (Stream(sample_keys(0, torch.arange(3), "x", 1)) for _ in range(2))
+    i, bits = s.integers(low, high, 5000), t.bits(5000)
+    assert i.dtype == torch.int64 and torch.equal(i, low + (bits * (high - low) >> 32))
+    edge = torch.tensor([[0, -1, 0x7FFFFFFF, -0x80000000, 0xFFFF, 0x10000]], dtype=torch.int32)
+    stream = Stream(torch.zeros(1, dtype=torch.int64))
+    monkeypatch.setattr(stream, "_draws", lambda n, calls, fn, width=1: fn(edge.clone()))
+    assert torch.equal(stream.integers(low, high, 6), low + ((edge.to(torch.int64) & 0xFFFFFFFF) * (high - low) >> 32))
+
+
 def test_uniform_extremes_stay_inside_the_open_interval():
     from sparse_zoo.corruptions.rng import _to_uniform
     extremes = _to_uniform(torch.tensor([0, -1, 0x7FFFFFFF, -0x80000000], dtype=torch.int32))

