@@ -46,12 +46,21 @@ class Saturation(NamedTuple):
     224: (Saturation(0.3, 0), Saturation(0.1, 0), Saturation(2, 0), Saturation(5, 0.1), Saturation(20, 0.2))},
     compile=True)
 def saturate(x: torch.Tensor, p: Saturation, rng: Stream) -> torch.Tensor:
-    """HSV saturation * scale + shift, clipped to [0, 1]."""
+    """HSV saturation * scale + shift, clipped to [0, 1] (``skimage.color`` round trip).
+
+    Hue and value stay fixed, and each channel is v - v s f(hue) with f in [0, 1], so
+    the round trip reduces to scaling every channel's distance below v by s' / s. Grey
+    pixels (s = 0) get skimage's hue 0, red: (v, v - v s', v - v s').
+    """
     if x.shape[1] != 3:
         raise ValueError(f"saturate needs RGB images (C = 3), got C = {x.shape[1]}")
-    hsv = ops.rgb_to_hsv(x)
-    h, s, v = hsv.unbind(1)
-    return ops.hsv_to_rgb(torch.stack((h, (s * p.scale + p.shift).clamp(0, 1), v), 1))
+    v = x.amax(1, keepdim=True)
+    delta = v - x.amin(1, keepdim=True)
+    s = delta / v.clamp(min=1e-12)
+    s_new = (s * p.scale + p.shift).clamp_(0.0, 1.0)
+    coloured = v - (v - x) * (s_new / s.clamp(min=1e-12))
+    grey = v - v * s_new * torch.tensor([0.0, 1.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return torch.where(delta > 0, coloured, grey)
 
 
 @register("jpeg_compression", tables={32: (80, 65, 58, 50, 40), 64: (65, 58, 50, 40, 25),

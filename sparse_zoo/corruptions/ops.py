@@ -216,33 +216,6 @@ def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- colour
 
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """``skimage.color.rgb2hsv`` on (B, 3, H, W): hue in [0, 1), 0 where the pixel is grey."""
-    r, g, b = x.unbind(1)
-    v, _ = x.max(1)
-    delta = v - x.min(1).values
-    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    s = torch.where(v > 0, delta / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
-    # skimage assigns r, then g, then b: the last channel equal to the max wins
-    h = torch.where(b == v, 4.0 + (r - g) / safe, torch.where(g == v, 2.0 + (b - r) / safe, (g - b) / safe))
-    h = h / 6.0  # in [-1/6, 5/6): wrap the negative hues of magenta-red
-    h = torch.where(delta > 0, torch.where(h < 0, h + 1.0, h), torch.zeros_like(h))
-    return torch.stack((h, s, v), 1)
-
-
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """``skimage.color.hsv2rgb`` on (B, 3, H, W), in the branch-free form of its six hue sectors.
-
-    Channel n (r: 5, g: 3, b: 1) is ``v - v * s * clip(min(k, 4 - k), 0, 1)`` with
-    ``k = (n + 6 h) mod 6``: the same piecewise-linear values as skimage's table.
-    """
-    h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = n + h * 6.0  # in [1, 11): mod 6 by one subtraction (remainder() is slow on CPU)
-    k = torch.where(k >= 6.0, k - 6.0, k)
-    return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
-
-
 def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) luma of ``cv2.cvtColor(x, COLOR_RGB2GRAY)`` (0.299 R + 0.587 G + 0.114 B)."""
     if x.shape[1] == 1:
