@@ -52,12 +52,14 @@ def _zooms(stop: float, step: float) -> tuple[float, ...]:
     224: (_zooms(1.11, .01), _zooms(1.16, .01), _zooms(1.21, .02), _zooms(1.26, .02), _zooms(1.31, .03))})
 def zoom_blur(x: torch.Tensor, zooms: tuple[float, ...], rng: Stream) -> torch.Tensor:
     """Mean of the image and its central zooms (``clipped_zoom``, bilinear like scipy's order-1 zoom)."""
-    # channels-last: 3-4x faster bilinear zooms on CPU; compiled, the zooms fuse into one loop (1.5x more)
-    x = x.contiguous(memory_format=torch.channels_last)
+    # samples and channels as the channels of one channels-last image: the bilinear kernel then
+    # vectorises over all B*C planes (3x faster on CPU than B images of 3 channels each)
+    b, c, h, w = x.shape
+    x = x.reshape(1, b * c, h, w).contiguous(memory_format=torch.channels_last)
     out = x.clone()
     for z in zooms:
         out += ops.clipped_zoom(x, z)
-    return (out / (len(zooms) + 1)).contiguous()
+    return (out / (len(zooms) + 1)).contiguous().view(b, c, h, w)
 
 
 class Glass(NamedTuple):
