@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .rng import Stream, sample_keys, tensor_cache
+from .rng import Stream, is_compiling, sample_keys, tensor_cache
 
 MODES = ("mirror", "reflect", "nearest", "wrap", "constant")
 
@@ -642,7 +642,9 @@ def alias_levels(rng: Stream, levels: torch.Tensor, table: torch.Tensor,
         alias = entry.bitwise_right_shift_(shift)
         # arithmetic, not torch.where: inductor splits a where on a bool mask into two loops (3x slower)
         drawn = column.sub_(alias).mul_(own).add_(alias)
-        return (drawn if values is None else values.index_select(0, drawn.view(-1)).view(drawn.shape)).to(dtype)
+        if values is not None:  # index_select: 1.3x faster eager; inductor fuses only plain indexing
+            drawn = values[drawn] if is_compiling() else values.index_select(0, drawn.view(-1)).view(drawn.shape)
+        return drawn.to(dtype)
     return rng.map_uniform_ints(draw, levels)
 
 
