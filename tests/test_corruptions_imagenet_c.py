@@ -137,9 +137,6 @@ class EveryDraw:
     def uniform_ints(self, *shape):
         return torch.arange(1 << 23, dtype=torch.int32).reshape(1, *shape)
 
-    def map_uniform_ints(self, fn, *tensors):
-        return fn(self.uniform_ints(*tensors[0].shape[1:]), *tensors)
-
 
 @pytest.mark.parametrize("photons", [3.0, 60.0, 500.0])
 def test_poisson_levels_sampler_is_the_quantised_pmf_exactly(photons):

@@ -53,13 +53,6 @@ def test_integers_are_floor_of_bits_times_span(low, high, monkeypatch):
     assert torch.equal(stream.integers(low, high, 6), low + ((edge.to(torch.int64) & 0xFFFFFFFF) * (high - low) >> 32))
 
 
-def test_map_uniform_ints_sees_the_draws_of_uniform_ints():
-    keys = sample_keys(4, torch.arange(3), "x", 1)
-    x = torch.randint(0, 256, (3, 2, 5, 7), dtype=torch.uint8)
-    mapped = Stream(keys).map_uniform_ints(lambda k, v: k ^ v.to(torch.int32), x)
-    assert mapped.shape == x.shape and torch.equal(mapped, Stream(keys).uniform_ints(2, 5, 7) ^ x.to(torch.int32))
-
-
 def test_uniform_extremes_stay_inside_the_open_interval():
     from sparse_zoo.corruptions.rng import _to_uniform
     extremes = _to_uniform(torch.tensor([0, -1, 0x7FFFFFFF, -0x80000000], dtype=torch.int32))
@@ -80,9 +73,7 @@ def test_blocked_draws_equal_one_pass(monkeypatch, n):
 
     def draws() -> list[torch.Tensor]:
         s = Stream(sample_keys(1, torch.arange(5), "x", 2))
-        levels = torch.arange(5 * n, dtype=torch.int32).view(5, n) % 251
-        return [s.uniform(n), s.normal(n), s.bits(n), s.integers(0, 9, n),
-                s.map_uniform_ints(lambda k, v: k * 256 + v, levels)]  # each block sees its own block of levels
+        return [s.uniform(n), s.normal(n), s.bits(n), s.integers(0, 9, n)]
     monkeypatch.setattr(rng, "_BLOCK", 1 << 40)
     whole = draws()
     monkeypatch.setattr(rng, "_BLOCK", 300)  # blocks of a few rows and of 300 columns, the last one partial

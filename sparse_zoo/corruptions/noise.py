@@ -47,7 +47,9 @@ def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
 @register_uint8("shot_noise", compile=True)
 def shot_noise_uint8(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     """``shot_noise`` of uint8 batches: the counts mapped to 8 bits as ``apply`` maps the float result."""
-    return ops.poisson_levels(rng, x, photons, values=_counts_to_uint8(photons, x.device), dtype=torch.uint8)
+    counts = ops.poisson_levels(rng, x, photons)
+    lut = _counts_to_uint8(photons, x.device)
+    return lut.index_select(0, counts.clamp_(max=math.ceil(photons)).reshape(-1)).reshape(x.shape)
 
 
 @register("impulse_noise", tables={32: (.01, .02, .03, .05, .07), 64: (.01, .02, .05, .08, .14),
@@ -106,7 +108,6 @@ def _normal_alias_table(std: float, speckle: bool, device: torch.device) -> torc
 
 @tensor_cache(maxsize=32)
 def _counts_to_uint8(photons: float, device: torch.device) -> torch.Tensor:
-    """uint8 value of each count the Poisson table can draw: k / photons clipped to 1, times 255, truncated
-    (``apply``'s float-to-uint8)."""
-    width = ops.poisson_level_weights(float(photons)).shape[1]
-    return (torch.arange(width, dtype=torch.float32) / photons).clamp_(0.0, 1.0).mul_(255.0).to(device, torch.uint8)
+    """uint8 value of count k: k / photons clipped to 1, times 255, truncated (``apply``'s float-to-uint8)."""
+    return (torch.arange(math.ceil(photons) + 1, dtype=torch.float32) / photons).clamp_(0.0, 1.0).mul_(255.0) \
+        .to(device, torch.uint8)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .rng import Stream, is_compiling, sample_keys, tensor_cache
+from .rng import Stream, sample_keys, tensor_cache
 
 MODES = ("mirror", "reflect", "nearest", "wrap", "constant")
 
@@ -623,29 +623,23 @@ def alias_table(weights: torch.Tensor) -> torch.Tensor:
 
 
 def alias_levels(rng: Stream, levels: torch.Tensor, table: torch.Tensor,
-                 dtype: torch.dtype = torch.int32, values: torch.Tensor | None = None) -> torch.Tensor:
+                 dtype: torch.dtype = torch.int32) -> torch.Tensor:
     """One draw per element of an integer batch of 8-bit levels (B, ...) from its row of ``table``, as ``dtype``.
 
     ``table`` comes from :func:`alias_table`. One 23-bit draw per element: its top
     bits pick a column, the rest compare with the column's threshold. One gather and
-    no search loop, so it also fuses under torch.compile; on CPU the chain runs in
-    cache-sized blocks (``Stream.map_uniform_ints``). ``values`` (one per column)
-    maps the drawn columns in the same blocks, e.g. counts to 8-bit levels.
+    no search loop, so it also fuses under torch.compile.
     """
     bits = (table.numel() // 256).bit_length() - 1
     shift = 24 - bits
-
-    def draw(k: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        column = k >> (23 - bits)
-        entry = table.index_select(0, (level.to(torch.int32) << bits).add_(column).reshape(-1)).view(k.shape)
-        own = (k.bitwise_and_((1 << (23 - bits)) - 1) < (entry & ((1 << shift) - 1))).to(torch.int32)
-        alias = entry.bitwise_right_shift_(shift)
-        # arithmetic, not torch.where: inductor splits a where on a bool mask into two loops (3x slower)
-        drawn = column.sub_(alias).mul_(own).add_(alias)
-        if values is not None:  # index_select: 1.3x faster eager; inductor fuses only plain indexing
-            drawn = values[drawn] if is_compiling() else values.index_select(0, drawn.view(-1)).view(drawn.shape)
-        return drawn.to(dtype)
-    return rng.map_uniform_ints(draw, levels)
+    k = rng.uniform_ints(*levels.shape[1:]).reshape(-1)
+    column = k >> (23 - bits)
+    entry = table.index_select(0, (levels.reshape(-1).to(torch.int32) << bits).add_(column))
+    own = (k.bitwise_and_((1 << (23 - bits)) - 1) < (entry & ((1 << shift) - 1))).to(torch.int32)
+    alias = entry.bitwise_right_shift_(shift)
+    # arithmetic, not torch.where: inductor splits a where on a bool mask into two loops (3x slower)
+    # and the conversion before the reshape: after it, inductor also splits the loop
+    return column.sub_(alias).mul_(own).add_(alias).to(dtype).reshape(levels.shape)
 
 
 @tensor_cache(maxsize=32)
@@ -653,16 +647,14 @@ def _poisson_alias_table(photons: float, device: torch.device) -> torch.Tensor:
     return alias_table(poisson_level_weights(photons)).to(device)
 
 
-def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float, values: torch.Tensor | None = None,
-                   dtype: torch.dtype = torch.int32) -> torch.Tensor:
+def poisson_levels(rng: Stream, levels: torch.Tensor, photons: float) -> torch.Tensor:
     """Exact Poisson(levels / 255 * photons) counts for an integer batch of 8-bit levels (B, ...), as int32.
 
     :func:`alias_levels` through the table of the float64 pmf quantised to 2^-23
     (:func:`poisson_level_weights`). An 8-bit image has 256 rates, so the table is
-    built once per ``photons``; :func:`poisson` serves arbitrary rates. ``values``
-    (indexed by count, up to the table's width) maps the counts as in ``alias_levels``.
+    built once per ``photons``; :func:`poisson` serves arbitrary rates.
     """
-    return alias_levels(rng, levels, _poisson_alias_table(float(photons), levels.device), dtype, values)
+    return alias_levels(rng, levels, _poisson_alias_table(float(photons), levels.device))
 
 
 def _ptrs_round(lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor,

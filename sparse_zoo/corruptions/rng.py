@@ -118,14 +118,14 @@ class Stream:
     def __len__(self) -> int:
         return self.keys.shape[0]
 
-    def _draws(self, n: int, calls: int, fn, width: int = 1, inputs: tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
-        """(B, n * width) values ``fn(*bits, *inputs)`` of ``calls`` consecutive draws of n counters each.
+    def _draws(self, n: int, calls: int, fn, width: int = 1) -> torch.Tensor:
+        """(B, n * width) values ``fn(*bits)`` of ``calls`` consecutive draws of n counters each.
 
-        ``fn`` maps int32 bit patterns of shape (rows, cols), and the same block of each
-        (B, n) tensor in ``inputs``, to (rows, cols) values or, with ``width`` > 1, to a
-        tuple of ``width`` of them: output k of counter c goes to column k * n + c. On
-        CPU in eager mode the work runs in blocks of about ``_BLOCK`` elements so
-        temporaries stay in cache; the values do not depend on the blocking.
+        ``fn`` maps int32 bit patterns of shape (rows, cols) to (rows, cols) values or,
+        with ``width`` > 1, to a tuple of ``width`` of them: output k of counter c goes
+        to column k * n + c. On CPU in eager mode the work runs in blocks of about
+        ``_BLOCK`` elements so temporaries stay in cache; the values do not depend on
+        the blocking.
         """
         bases = []
         for _ in range(calls):
@@ -134,14 +134,13 @@ class Stream:
         keys = _signed32(self.keys)
         if self.device.type != "cpu" or len(self) * n <= _BLOCK or is_compiling():
             # one pass: on GPU and under torch.compile the element-wise chain fuses anyway
-            values = fn(*(_hash32_inplace(base ^ keys) for base in bases), *inputs)
+            values = fn(*(_hash32_inplace(base ^ keys) for base in bases))
             return torch.cat(values, 1) if width > 1 else values
         out = None
         rows, cols = max(1, _BLOCK // n), min(n, _BLOCK)
         for r in range(0, len(self), rows):
             for c in range(0, n, cols):
-                values = fn(*(_hash32_inplace(base[c:c + cols] ^ keys[r:r + rows]) for base in bases),
-                            *(t[r:r + rows, c:c + cols] for t in inputs))
+                values = fn(*(_hash32_inplace(base[c:c + cols] ^ keys[r:r + rows]) for base in bases))
                 for k, block in enumerate(values if width > 1 else (values,)):
                     if out is None:
                         out = torch.empty(len(self), n * width, dtype=block.dtype, device=self.device)
@@ -163,17 +162,6 @@ class Stream:
         For exact integer comparisons: u > j / 2^24 exactly when 2k + 1 > j.
         """
         return self._draws(math.prod(shape), 1, _top23).reshape(len(self), *shape)
-
-    def map_uniform_ints(self, fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
-        """``fn(k, *tensors)`` for the draws k of ``uniform_ints(*tensors[0].shape[1:])``, block by block.
-
-        ``fn`` must act element-wise: it sees the same block of k and of each (B, ...)
-        tensor, so a chain of integer ops on the draws runs in cache (1.5x faster on CPU).
-        """
-        shape = tensors[0].shape
-        inputs = tuple(t.reshape(len(self), -1) for t in tensors)
-        return self._draws(math.prod(shape[1:]), 1, lambda h, *blocks: fn(_top23(h), *blocks),
-                           inputs=inputs).reshape(shape)
 
     def normal(self, *shape: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
         """(B, *shape) float32 normal draws: Box-Muller, both outputs of each pair of uniforms.
