@@ -335,6 +335,7 @@ def _hsv_reference(x, fn):
 
 def test_brightness_and_saturate_match_hsv_reference(images):
     x = images[32].double() / 255
+    x[0, :, 0, :4] = torch.tensor([0.0, 1.0, 0.5, 0.2], dtype=x.dtype)  # grey pixels (hue 0): black, white, greys
     for severity in range(1, 6):
         shift = corruptions.get("brightness").params(severity, 32)
         expected = _hsv_reference(x, lambda hsv: hsv.__setitem__((..., 2), np.clip(hsv[..., 2] + shift, 0, 1)))

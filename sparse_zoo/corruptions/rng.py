@@ -181,7 +181,7 @@ class Stream:
         """(B, *shape) int64 uniform in [low, high): floor(bits * span / 2^32).
 
         Spans below 2^15 take the same value in int32 arithmetic, split into 16-bit
-        halves: floor((hi * span + floor(lo * span / 2^16)) / 2^16), about 3x faster.
+        halves: floor((hi * span + floor(lo * span / 2^16)) / 2^16), about 2x faster.
         """
         span = high - low
         if span <= 0:
