@@ -213,8 +213,8 @@ def test_impulse_noise_uint8_thresholds_equal_the_float_comparisons():
         def __init__(self, k):
             self.k = k
 
-        def uniform_ints(self, *shape):
-            return self.k.reshape(1, *shape)
+        def map_uniform_ints(self, fn, width, *shape):
+            return torch.stack(fn(self.k.reshape(1, *shape)), 1)
 
         def uniform(self, *shape):
             return ((self.k.float() + 0.5) * (1.0 / (1 << 23))).reshape(1, *shape)

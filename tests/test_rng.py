@@ -53,6 +53,17 @@ def test_integers_are_floor_of_bits_times_span(low, high, monkeypatch):
     assert torch.equal(stream.integers(low, high, 6), low + ((edge.to(torch.int64) & 0xFFFFFFFF) * (high - low) >> 32))
 
 
+def test_map_uniform_ints_is_fn_of_uniform_ints():
+    def fn(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (k < 1 << 22).view(torch.uint8), (k % 251).to(torch.uint8)
+    a, b = Stream(sample_keys(3, torch.arange(4), "x", 1)), Stream(sample_keys(3, torch.arange(4), "x", 1))
+    mapped = a.map_uniform_ints(fn, 2, 3, 50, 70)
+    expected = fn(b.uniform_ints(3, 50, 70))
+    assert mapped.shape == (4, 2, 3, 50, 70) and mapped.dtype == torch.uint8
+    assert all(torch.equal(m, e) for m, e in zip(mapped.unbind(1), expected))
+    assert torch.equal(a.uniform(9), b.uniform(9))  # both streams advanced by one draw
+
+
 def test_uniform_extremes_stay_inside_the_open_interval():
     from sparse_zoo.corruptions.rng import _to_uniform
     extremes = _to_uniform(torch.tensor([0, -1, 0x7FFFFFFF, -0x80000000], dtype=torch.int32))
@@ -73,7 +84,9 @@ def test_blocked_draws_equal_one_pass(monkeypatch, n):
 
     def draws() -> list[torch.Tensor]:
         s = Stream(sample_keys(1, torch.arange(5), "x", 2))
-        return [s.uniform(n), s.normal(n), s.bits(n), s.integers(0, 9, n)]
+        k = s.uniform_ints(n)
+        mapped = s.map_uniform_ints(lambda k: (k >> 20, k & 7), 2, n)
+        return [s.uniform(n), s.normal(n), s.bits(n), s.integers(0, 9, n), k, *mapped.unbind(1)]
     monkeypatch.setattr(rng, "_BLOCK", 1 << 40)
     whole = draws()
     monkeypatch.setattr(rng, "_BLOCK", 300)  # blocks of a few rows and of 300 columns, the last one partial
