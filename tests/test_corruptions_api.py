@@ -57,6 +57,17 @@ def test_a_sample_does_not_depend_on_its_batch(batch, name):
     torch.testing.assert_close(pair, full[2:4], atol=2e-5, rtol=0)
 
 
+@pytest.mark.parametrize("name", corruptions.names("cifar-c"))
+def test_cpu_chunks_give_the_whole_batch_result(batch, name, monkeypatch):
+    """``apply`` runs CPU batches in chunks of ``cpu_chunk`` elements (per corruption): the result must not change."""
+    extra = corruptions.get(name).extra
+    for images in (batch, (batch * 255).round().to(torch.uint8)):
+        monkeypatch.setitem(extra, "cpu_chunk", 1 << 40)
+        whole = corruptions.apply(images, name, 4, seed=3)
+        monkeypatch.setitem(extra, "cpu_chunk", batch[0].numel())  # one float image, two uint8 ones per call
+        torch.testing.assert_close(corruptions.apply(images, name, 4, seed=3), whole, atol=2e-5, rtol=0)
+
+
 @pytest.mark.parametrize("name", RANDOM)
 def test_seed_and_sample_id_change_the_draws(batch, name):
     a = corruptions.apply(batch[:2], name, 5, seed=0)

@@ -49,7 +49,8 @@ def _zooms(stop: float, step: float) -> tuple[float, ...]:
 @register("zoom_blur", tables={
     32: tuple(_zooms(s, .01) for s in (1.06, 1.11, 1.16, 1.21, 1.26)),
     64: tuple(_zooms(s, .01) for s in (1.06, 1.11, 1.16, 1.21, 1.26)),
-    224: (_zooms(1.11, .01), _zooms(1.16, .01), _zooms(1.21, .02), _zooms(1.26, .02), _zooms(1.31, .03))})
+    224: (_zooms(1.11, .01), _zooms(1.16, .01), _zooms(1.21, .02), _zooms(1.26, .02), _zooms(1.31, .03))},
+    cpu_chunk=1 << 21)  # more planes per call vectorise better: 1.7x faster at 224 px than 2^19
 def zoom_blur(x: torch.Tensor, zooms: tuple[float, ...], rng: Stream) -> torch.Tensor:
     """Mean of the image and its central zooms (``clipped_zoom``, bilinear like scipy's order-1 zoom)."""
     # samples and channels as the channels of one channels-last image: the bilinear kernel then

@@ -78,7 +78,8 @@ def jpeg_compression_uint8(x: torch.Tensor, quality: int, rng: Stream) -> torch.
 
 
 @register("pixelate", tables={32: (.95, .9, .85, .75, .65), 64: (.9, .8, .7, .6, .5),
-                              224: (.6, .5, .4, .3, .25)})
+                              224: (.6, .5, .4, .3, .25)},
+          cpu_chunk=1 << 21)  # per-call index work: 1.4x faster at 224 px than 2^19
 def pixelate(x: torch.Tensor, scale: float, rng: Stream) -> torch.Tensor:
     """PIL BOX resize of the 8-bit image to ``int(size * scale)`` and back (uint8 rounding after each pass)."""
     h, w = x.shape[-2:]

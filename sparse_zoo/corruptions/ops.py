@@ -683,11 +683,17 @@ def _ptrs_round(lam: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
 def _poisson_inversion(lam: torch.Tensor, u: torch.Tensor, block: int, max_steps: int = 200) -> torch.Tensor:
     """Smallest k with CDF(k) >= u, stepping cache-sized blocks in place.
 
-    A block stops once every CDF has passed its u (dropping finished elements on the
-    way costs more than it saves); ``max_steps`` bounds a search that float rounding
-    could stall (only possible for u within ~1e-7 of 1).
+    Draws at or below CDF(0) = exp(-lam) are 0 and skip the search: at the small
+    rates of off-grid shot noise that is most of them. A block stops once every CDF
+    has passed its u (dropping finished elements on the way costs more than it
+    saves); ``max_steps`` bounds a search that float rounding could stall (only
+    possible for u within ~1e-7 of 1).
     """
-    out = torch.empty_like(lam)
+    out = torch.zeros_like(lam)
+    search = (u > torch.exp(-lam)).nonzero().squeeze(1)
+    if search.numel() < lam.numel():
+        out[search] = _poisson_inversion(lam[search], u[search], block, max_steps) if search.numel() else 0.0
+        return out
     for start in range(0, lam.numel(), block):
         lam_b, u_b = lam[start:start + block], u[start:start + block]
         p = torch.exp(-lam_b)
