@@ -16,9 +16,13 @@ from . import ops
 from .registry import register, register_uint8
 from .rng import Stream, tensor_cache
 
+# Elements per call on CPU (see ``register``): the draws' temporaries are 4-byte, so
+# half the default chunk runs 1.1-1.3x faster at 224 px (measured against 2^17 and 2^19).
+_CHUNK = 1 << 18
+
 
 @register("gaussian_noise", tables={32: (.04, .06, .08, .09, .10), 64: (.04, .08, .12, .15, .18),
-                                    224: (.08, .12, .18, .26, .38)}, compile=True)
+                                    224: (.08, .12, .18, .26, .38)}, compile=True, cpu_chunk=_CHUNK)
 def gaussian_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     """Additive N(0, std^2) noise."""
     return x + std * rng.normal(*x.shape[1:])
@@ -31,7 +35,7 @@ def gaussian_noise_uint8(x: torch.Tensor, std: float, rng: Stream) -> torch.Tens
 
 
 @register("shot_noise", tables={32: (500, 250, 100, 75, 50), 64: (250, 100, 50, 30, 15),
-                                224: (60, 25, 12, 5, 3)}, compile=True)
+                                224: (60, 25, 12, 5, 3)}, compile=True, cpu_chunk=_CHUNK)
 def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     """Photon noise: Poisson(x * photons) / photons (exact Poisson draws).
 
@@ -59,7 +63,7 @@ def shot_noise_uint8(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tens
 
 
 @register("impulse_noise", tables={32: (.01, .02, .03, .05, .07), 64: (.01, .02, .05, .08, .14),
-                                   224: (.03, .06, .09, .17, .27)}, compile=True)
+                                   224: (.03, .06, .09, .17, .27)}, compile=True, cpu_chunk=_CHUNK)
 def impulse_noise(x: torch.Tensor, amount: float, rng: Stream) -> torch.Tensor:
     """Salt-and-pepper noise as ``skimage.util.random_noise(mode='s&p', amount=amount)``.
 
@@ -89,7 +93,7 @@ def impulse_noise_uint8(x: torch.Tensor, amount: float, rng: Stream) -> torch.Te
 
 
 @register("speckle_noise", tables={32: (.06, .1, .12, .16, .2), 64: (.15, .2, .25, .3, .35),
-                                   224: (.15, .2, .35, .45, .6)}, compile=True)
+                                   224: (.15, .2, .35, .45, .6)}, compile=True, cpu_chunk=_CHUNK)
 def speckle_noise(x: torch.Tensor, std: float, rng: Stream) -> torch.Tensor:
     """Multiplicative noise x + x * N(0, std^2)."""
     return x + x * (std * rng.normal(*x.shape[1:]))
