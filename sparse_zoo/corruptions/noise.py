@@ -42,14 +42,14 @@ def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     Images on the 8-bit grid (k / 255) take the table sampler ``ops.poisson_levels``,
     like uint8 batches, and give the same values. Others split each rate at the grid
     level below it, Poisson(a + r) = Poisson(a) + Poisson(r): the table draws the
-    level's count and ``ops.poisson`` only the small rest r (< photons / 255), which is
-    5-8x faster than ``ops.poisson`` on the whole rate.
+    level's count and ``ops.poisson`` only the small rest r (< photons / 255), mostly
+    zeros: 2x faster at 224 px than ``ops.poisson`` on the whole rate.
     """
     levels = x.mul(255.0).round_()
     if torch.equal(levels / 255.0, x):
         return ops.poisson_levels(rng, levels.to(torch.uint8), photons).to(x.dtype).div_(photons)
     below = x.mul(255.0).floor_().clamp_(0.0, 255.0)
-    rest = (x * photons).sub_(below.div(255.0).mul_(photons)).clamp_(min=0.0)  # the table's float32 rate
+    rest = (x * photons).sub_(below.div(255.0).mul_(photons)).clamp_(min=0.0)  # minus the table's float32 rate
     counts = ops.poisson_levels(rng, below.to(torch.uint8), photons).to(x.dtype)
     return counts.add_(ops.poisson(rng, rest)).div_(photons)
 
