@@ -74,7 +74,7 @@ class Glass(NamedTuple):
     32: (Glass(0.05, 1, 1), Glass(0.25, 1, 1), Glass(0.4, 1, 1), Glass(0.25, 1, 2), Glass(0.4, 1, 2)),
     64: (Glass(0.1, 1, 1), Glass(0.5, 1, 1), Glass(0.6, 1, 2), Glass(0.7, 2, 1), Glass(0.9, 2, 2)),
     224: (Glass(0.7, 1, 2), Glass(0.9, 2, 1), Glass(1, 2, 3), Glass(1.1, 3, 2), Glass(1.5, 4, 2))},
-    whole_batch=True)  # the swap wavefronts cost per call, not per image
+    cpu_chunk=None)  # whole batches: the swap wavefronts cost per call, not per image
 def glass_blur(x: torch.Tensor, p: Glass, rng: Stream) -> torch.Tensor:
     """Gaussian blur, 8-bit truncation, local pixel swaps, Gaussian blur again.
 

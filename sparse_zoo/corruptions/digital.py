@@ -65,7 +65,7 @@ def saturate(x: torch.Tensor, p: Saturation, rng: Stream) -> torch.Tensor:
 
 @register("jpeg_compression", tables={32: (80, 65, 58, 50, 40), 64: (65, 58, 50, 40, 25),
                                       224: (25, 18, 15, 10, 7)},
-          whole_batch=True)  # per-image codec calls, spread over threads
+          cpu_chunk=None)  # whole batches: per-image codec calls, spread over threads
 def jpeg_compression(x: torch.Tensor, quality: int, rng: Stream) -> torch.Tensor:
     """A JPEG round trip at ``quality`` (PIL's ``save(..., 'JPEG', quality=q)`` settings)."""
     return ops.jpeg(x, quality)

@@ -686,7 +686,8 @@ def _poisson_inversion(lam: torch.Tensor, u: torch.Tensor, block: int, max_steps
     out = torch.zeros_like(lam)
     search = (u > torch.exp(-lam)).nonzero().squeeze(1)
     if search.numel() < lam.numel():
-        out[search] = _poisson_inversion(lam[search], u[search], block, max_steps) if search.numel() else 0.0
+        if search.numel():
+            out[search] = _poisson_inversion(lam[search], u[search], block, max_steps)
         return out
     for start in range(0, lam.numel(), block):
         lam_b, u_b = lam[start:start + block], u[start:start + block]

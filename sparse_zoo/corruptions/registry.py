@@ -83,10 +83,10 @@ def register(name: str, tables: Mapping[int, Sequence[Any]] | Sequence[Any], *, 
              notes: str = "", **extra: Any) -> Callable[[CorruptionFn], CorruptionFn]:
     """Register ``fn`` under ``name`` with its severity table(s) (a sequence means one table).
 
-    ``whole_batch=True`` (kept in ``extra``) makes ``apply`` pass CPU batches whole
-    instead of in cache-sized chunks, for functions whose cost is per call, and
-    ``cpu_chunk=N`` sets the chunk's elements (default ``_CPU_CHUNK``) for those that
-    vectorise over the batch or pay a per-call cost (measured faster with more);
+    ``cpu_chunk=N`` (kept in ``extra``) sets how many elements of a CPU batch ``apply``
+    passes per call (default ``_CPU_CHUNK``, cache-sized; set where another size
+    measured faster), and ``cpu_chunk=None`` passes the batch whole, for functions
+    whose cost is per call;
     ``compile=True`` lets ``apply(..., compile=True)`` run it through ``torch.compile``
     (for functions that trace without graph breaks and gain from fusion).
     """
@@ -190,12 +190,12 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
         check_compile(images.device)
         return _apply_compiled(corruption, images.contiguous(), p, keys.to(images.device), depth)
     # On CPU, a few images at a time keep every pass in cache (2-4x faster at 224 px); the
-    # draws are per sample, so the result is the same. ``whole_batch=True`` opts out and
-    # ``cpu_chunk`` resizes. uint8 kernels keep narrower temporaries: twice the images per chunk.
+    # draws are per sample, so the result is the same. ``cpu_chunk`` resizes the chunks (None:
+    # whole batches). uint8 kernels keep narrower temporaries: twice the images per chunk.
     native = corruption.uint8_fn is not None and images.dtype == torch.uint8
-    chunk = corruption.extra.get("cpu_chunk", _CPU_CHUNK) * (2 if native else 1)
-    step = b if images.device.type != "cpu" or corruption.extra.get("whole_batch") else \
-        max(1, chunk // images[0].numel())
+    chunk = corruption.extra.get("cpu_chunk", _CPU_CHUNK)
+    step = b if images.device.type != "cpu" or chunk is None else \
+        max(1, chunk * (2 if native else 1) // images[0].numel())
     if step >= b:  # one call: its result as it is when fresh and laid out like the input (no copy)
         y = _run(corruption, images, p, keys, depth)
         fresh = y.untyped_storage().data_ptr() != images.untyped_storage().data_ptr()
