@@ -68,6 +68,15 @@ def test_cpu_chunks_give_the_whole_batch_result(batch, name, monkeypatch):
         torch.testing.assert_close(corruptions.apply(images, name, 4, seed=3), whole, atol=2e-5, rtol=0)
 
 
+def test_empty_batches_come_back_empty():
+    for name in sorted(corruptions.REGISTRY):
+        for images in (torch.zeros(0, 3, 32, 32), torch.zeros(0, 3, 32, 32, dtype=torch.uint8)):
+            out = corruptions.apply(images, name, 2)
+            assert out.shape == images.shape and out.dtype == images.dtype
+    with pytest.raises(ValueError, match="severity"):
+        corruptions.apply(torch.zeros(0, 3, 32, 32), "contrast", 6)  # still validated
+
+
 @pytest.mark.parametrize("name", RANDOM)
 def test_seed_and_sample_id_change_the_draws(batch, name):
     a = corruptions.apply(batch[:2], name, 5, seed=0)

@@ -184,6 +184,8 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
     sample_ids = torch.as_tensor(sample_ids).reshape(-1)
     if sample_ids.numel() != b:
         raise ValueError(f"sample_ids has {sample_ids.numel()} entries for a batch of {b}")
+    if b == 0:  # e.g. an empty slice of a dataset: nothing to draw or corrupt
+        return images.clone()
     keys = sample_keys(seed, sample_ids, name, severity)
     p = corruption.params(severity, max(h, w), resolution)
     if compile and corruption.extra.get("compile", False):
