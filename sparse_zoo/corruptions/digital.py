@@ -128,4 +128,4 @@ def elastic_transform(x: torch.Tensor, p: Elastic, rng: Stream) -> torch.Tensor:
     dx, dy = (p.alpha * ops.separable_filter(rng.uniform(1, h, w, low=-1.0, high=1.0), kernel, mode="reflect")
               for _ in range(2))
     rows, cols = ops.pixel_grid(b, h, w, x.device)
-    return ops.remap(x, rows + dy[:, 0].to(torch.float64), cols + dx[:, 0].to(torch.float64), "reflect")
+    return ops.remap(x, rows + dy[:, 0], cols + dx[:, 0], "reflect")
