@@ -45,10 +45,11 @@ def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     level's count and ``ops.poisson`` only the small rest r (< photons / 255), mostly
     zeros: 2x faster at 224 px than ``ops.poisson`` on the whole rate.
     """
-    levels = x.mul(255.0).round_()
+    scaled = x * 255.0
+    levels = scaled.round()
     if torch.equal(levels / 255.0, x):
         return ops.poisson_levels(rng, levels.to(torch.uint8), photons).to(x.dtype).div_(photons)
-    below = x.mul(255.0).floor_().clamp_(0.0, 255.0)
+    below = scaled.floor_().clamp_(0.0, 255.0)
     rest = (x * photons).sub_(below.div(255.0).mul_(photons)).clamp_(min=0.0)  # minus the table's float32 rate
     counts = ops.poisson_levels(rng, below.to(torch.uint8), photons).to(x.dtype)
     return counts.add_(ops.poisson(rng, rest)).div_(photons)

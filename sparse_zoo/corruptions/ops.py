@@ -484,13 +484,12 @@ def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
     source, target = x.numpy(), out.numpy()
 
     def round_trip(start: int, stop: int) -> None:
-        if x.is_contiguous(memory_format=torch.channels_last):
-            hwc = x[start:stop].permute(0, 2, 3, 1)
-        else:
-            hwc = torch.empty(stop - start, h, w, c, dtype=torch.uint8)
+        hwc = source[start:stop].transpose(0, 2, 3, 1)  # already (H, W, C) memory for channels-last batches
+        if not hwc.flags.c_contiguous:
+            hwc = np.empty((stop - start, h, w, c), dtype=np.uint8)
             for channel in range(c):
-                hwc.numpy()[..., channel] = source[start:stop, channel]
-        images = list(hwc.permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
+                hwc[..., channel] = source[start:stop, channel]
+        images = list(torch.from_numpy(hwc).permute(0, 3, 1, 2))  # (C, H, W) views of (H, W, C) memory
         for i, image in enumerate(decode_jpeg(encode_jpeg(images, quality=int(quality))), start):
             np.copyto(target[i], image.numpy())
     parts = max(1, min(torch.get_num_threads(), b))
