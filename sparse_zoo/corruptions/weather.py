@@ -88,7 +88,8 @@ def fog(x: torch.Tensor, p: tuple[float, float], rng: Stream) -> torch.Tensor:
     64: [(1, 0.3, 0.3), (0.9, 0.4, 0.3), (0.8, 0.45, 0.3), (0.75, 0.5, 0.3), (0.7, 0.55, 0.3)],
     224: [(1, 0.4, 1.0), (0.8, 0.6, 1.0), (0.7, 0.7, 1.0), (0.65, 0.7, 1.0), (0.6, 0.75, 1.0)],
 }, notes="(image weight, frost weight, texture scale); synthetic textures unless $SPARSE_ZOO_FROST_DIR is set "
-         "(see corruptions.frost)")
+         "(see corruptions.frost)",
+         cpu_chunk=1 << 20)  # 1.1-1.4x faster at 224 px than 2^19
 def frost(x: torch.Tensor, p: tuple[float, float, float], rng: Stream, *,
           textures_dir: str | None = None) -> torch.Tensor:
     """``c0 * x + c1 * texture crop``; ``textures_dir`` (or ``$SPARSE_ZOO_FROST_DIR``) overrides the textures."""
@@ -233,7 +234,8 @@ def equalize_hist(x: torch.Tensor) -> torch.Tensor:
          (0.65, 0.1, 0.7, 0.68, 0.6, 1), (0.65, 0.1, 0.5, 0.67, 0.6, 1)],
     224: [(0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
           (0.65, 0.3, 1, 0.65, 1.5, 1), (0.67, 0.4, 1, 0.65, 1.5, 1)],
-}, notes="(liquid mean, std, blur sigma, threshold, water intensity | mud blur sigma, 0 water | 1 mud)")
+}, notes="(liquid mean, std, blur sigma, threshold, water intensity | mud blur sigma, 0 water | 1 mud)",
+         cpu_chunk=1 << 20)  # its ~150 small ops per call: 1.2-1.4x faster at 224 px than 2^19
 def spatter(x: torch.Tensor, p: tuple[float, ...], rng: Stream) -> torch.Tensor:
     """Water drops (shaded with the reference's OpenCV edge/distance/emboss chain) or mud splashes.
 
