@@ -70,7 +70,9 @@ def _spectral_noise(rng: Stream, size: int, power: torch.Tensor) -> torch.Tensor
         centre = rng.uniform(half, 1, low=0.0, high=2 * math.pi)
         centre = torch.cat((centre, centre.new_zeros(len(rng), 1, 1), centre.flip(1)), dim=1)
         phases = torch.cat((phases, centre, phases.flip(1, 2)), dim=2)
-    spectrum = torch.polar(power.expand_as(phases), phases).roll((half, half), dims=(1, 2))
+    # rolled before torch.polar, not after: the same values, and rolling complex tensors is 20x slower
+    shift = (half, half)
+    spectrum = torch.polar(power.roll(shift, dims=(-2, -1)).expand_as(phases), phases.roll(shift, dims=(1, 2)))
     noise = torch.fft.ifft2(spectrum).real
     return noise / noise.std(dim=(1, 2), keepdim=True, correction=0)
 
