@@ -337,7 +337,8 @@ def _roundtrip(image: np.ndarray, enc: str, options: dict[str, str], bit_rate: i
     return out
 
 
-@register("h265_crf", H265_CRF, notes="libx265 (preset medium) at constant rate factor; one-frame stream")
+@register("h265_crf", H265_CRF, notes="libx265 (preset medium) at constant rate factor; one-frame stream",
+          cpu_chunk=None)  # whole batches: per-image codec calls, spread over threads
 def h265_crf(x: torch.Tensor, crf: int, rng: Stream) -> torch.Tensor:
     enc = codec.encoder("libx265", ("libx264",))
     return codec.map_images(x, lambda im: _roundtrip(im, enc, {"crf": str(crf), "preset": "medium"}))
@@ -349,7 +350,8 @@ def _abr(image: np.ndarray, divisor: int, enc: str) -> np.ndarray:
     return _roundtrip(image, enc, {"maxrate": str(rate), "bufsize": str(rate), "preset": "medium"}, rate)
 
 
-@register("h265_abr", H265_ABR, notes="libx265 at the source bitrate / divisor; one-frame stream")
+@register("h265_abr", H265_ABR, notes="libx265 at the source bitrate / divisor; one-frame stream",
+          cpu_chunk=None)  # whole batches: per-image codec calls, spread over threads
 def h265_abr(x: torch.Tensor, divisor: int, rng: Stream) -> torch.Tensor:
     """Average-bitrate H.265 with ``maxrate = bufsize = bitrate`` as the reference calls ffmpeg.
 
@@ -373,7 +375,8 @@ def corrupt_bytes(data: bytes, amount: int, draws: np.ndarray, values: np.ndarra
     return buf.tobytes()
 
 
-@register("bit_error", BIT_ERROR, notes="random byte errors in a one-frame H.264 stream, decoded with concealment")
+@register("bit_error", BIT_ERROR, notes="random byte errors in a one-frame H.264 stream, decoded with concealment",
+          cpu_chunk=None)  # whole batches: per-image codec calls, spread over threads
 def bit_error(x: torch.Tensor, amount: int, rng: Stream) -> torch.Tensor:
     """Bytes of the image's libx264 stream (moviepy's settings) corrupted like ``ffmpeg -bsf noise``.
 
@@ -385,11 +388,13 @@ def bit_error(x: torch.Tensor, amount: int, rng: Stream) -> torch.Tensor:
     """
     enc = codec.encoder("libx264", ())
     images = codec.frames(x)
-    streams = [codec.encode(np.ascontiguousarray(image), enc, SOURCE, global_header=True) for image in images]
+    streams = codec.parallel_map(
+        lambda image: codec.encode(np.ascontiguousarray(image), enc, SOURCE, global_header=True), list(images))
     longest = max(len(data) for data, _ in streams)
     draws, values = (rng.bits(longest).cpu().numpy().astype(np.uint32) for _ in range(2))
-    out = []
-    for i, (data, extradata) in enumerate(streams):
+
+    def damaged(i: int) -> np.ndarray:
+        data, extradata = streams[i]
         decoded = codec.decode(corrupt_bytes(data, amount, draws[i], values[i]), enc, extradata)
-        out.append(np.full_like(images[i], 128) if decoded is None or decoded.shape != images[i].shape else decoded)
-    return codec.from_frames(out, x)
+        return np.full_like(images[i], 128) if decoded is None or decoded.shape != images[i].shape else decoded
+    return codec.from_frames(codec.parallel_map(damaged, range(len(images))), x)

@@ -497,14 +497,14 @@ def jpeg_uint8(x: torch.Tensor, quality: int) -> torch.Tensor:
     starts = range(0, b, size)
     with warnings.catch_warnings():  # torchvision >= 0.29 points to TorchCodec; these codecs still work
         warnings.simplefilter("ignore", DeprecationWarning)  # (the pool's threads wait inside this block)
-        pool = _pool(parts).map if parts > 1 else map
+        pool = codec_pool(parts).map if parts > 1 else map
         for _ in pool(round_trip, starts, [min(start + size, b) for start in starts]):
             pass
     return out
 
 
 @functools.lru_cache(maxsize=4)
-def _pool(workers: int) -> ThreadPoolExecutor:
+def codec_pool(workers: int) -> ThreadPoolExecutor:
     """A shared thread pool for codecs that release the GIL."""
     return ThreadPoolExecutor(workers, thread_name_prefix="sparse-zoo-codec")
 
