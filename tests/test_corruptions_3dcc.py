@@ -166,6 +166,20 @@ def test_focus_blur_radius_matches_table():
     assert abs(std - ref_std) < 0.02 * ref_std
 
 
+def test_refocus_blurs_only_the_bands_it_needs(monkeypatch):
+    # each octile blurs the rows and columns its weights touch, plus the kernel's reach:
+    # the same values as blurring whole images
+    x = cifar(3, 64).float() / 255
+    patchy = torch.rand(3, 1, 8, 8).repeat_interleave(8, -2).repeat_interleave(8, -1) * 0.4 + 0.1
+    for depth in (ground_plane(3, 64, 64), patchy):
+        for p in (dcc3d.NEAR_FOCUS[4], dcc3d.FAR_FOCUS[2]):
+            banded = dcc3d.refocus(x, depth, p)
+            with monkeypatch.context() as m:
+                m.setattr(dcc3d, "_band", lambda used, reach: slice(0, used.numel()))
+                whole = dcc3d.refocus(x, depth, p)
+            torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)
+
+
 def test_depth_given_vs_fallback():
     x = cifar(2, 48)
     plane = ground_plane(2, 48, 48)
