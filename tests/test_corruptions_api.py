@@ -68,6 +68,19 @@ def test_cpu_chunks_give_the_whole_batch_result(batch, name, monkeypatch):
         torch.testing.assert_close(corruptions.apply(images, name, 4, seed=3), whole, atol=2e-5, rtol=0)
 
 
+def test_cpu_chunk_may_depend_on_the_parameters(batch, monkeypatch):
+    """A callable ``cpu_chunk`` gets the severity's parameters and sizes the chunks by its answer."""
+    extra, seen = corruptions.get("defocus_blur").extra, []
+    whole = corruptions.apply(batch, "defocus_blur", 2)
+
+    def chunk(p):
+        seen.append(p)
+        return batch[0].numel()
+    monkeypatch.setitem(extra, "cpu_chunk", chunk)
+    torch.testing.assert_close(corruptions.apply(batch, "defocus_blur", 2), whole, atol=2e-5, rtol=0)
+    assert seen == [corruptions.get("defocus_blur").params(2, batch.shape[-1], None)]
+
+
 def test_empty_batches_come_back_empty():
     for name in sorted(corruptions.REGISTRY):
         for images in (torch.zeros(0, 3, 32, 32), torch.zeros(0, 3, 32, 32, dtype=torch.uint8)):

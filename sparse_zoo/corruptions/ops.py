@@ -136,24 +136,27 @@ def separable_filter(x: torch.Tensor, kernel_rows: torch.Tensor, kernel_cols: to
                           filter_matrix(x.shape[-1], kernel_cols.to(x.device), mode))
 
 
+DIRECT_TAPS = 121  # up to 11x11 a depthwise convolution beat the FFT on 2 CPU cores (at 224 px)
+
+
 def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
     """``cv2.filter2D``: 2-D correlation of every channel with a (kh, kw) or per-sample (B, kh, kw) kernel.
 
-    Kernels larger than 8x8 go through an FFT of the padded image (exact up to float
-    rounding, much faster on CPU than a direct convolution).
+    Kernels of more than ``DIRECT_TAPS`` taps go through an FFT of the padded image
+    (exact up to float rounding); smaller ones through a depthwise convolution, one group
+    per plane: on CPU 5x faster than a single-channel convolution over B*C images.
     """
     b, c, h, w = x.shape
     kernel = kernel.to(x.device, x.dtype)
     kh, kw = kernel.shape[-2:]
     xp = pad(x, kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2, mode)
-    if kh * kw > 64:
+    if kh * kw > DIRECT_TAPS:
         size = (_fft_size(xp.shape[-2]), _fft_size(xp.shape[-1]))
         k = kernel if kernel.dim() == 2 else kernel.unsqueeze(1)
         spectrum = torch.fft.rfft2(xp, s=size) * torch.fft.rfft2(k, s=size).conj()
         return torch.fft.irfft2(spectrum, s=size)[..., :h, :w].contiguous()
-    if kernel.dim() == 2:
-        return F.conv2d(xp.reshape(b * c, 1, *xp.shape[-2:]), kernel[None, None]).reshape(b, c, h, w)
-    weight = kernel.repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, kh, kw)
+    # (B*C, 1, kh, kw): the one kernel for every plane, or each sample's for its C planes
+    weight = kernel.expand(b * c, 1, kh, kw) if kernel.dim() == 2 else kernel.repeat_interleave(c, dim=0).unsqueeze(1)
     return F.conv2d(xp.reshape(1, b * c, *xp.shape[-2:]), weight, groups=b * c).reshape(b, c, h, w)
 
 

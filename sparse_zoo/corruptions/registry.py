@@ -86,7 +86,7 @@ def register(name: str, tables: Mapping[int, Sequence[Any]] | Sequence[Any], *, 
     ``cpu_chunk=N`` (kept in ``extra``) sets how many elements of a CPU batch ``apply``
     passes per call (default ``_CPU_CHUNK``, cache-sized; set where another size
     measured faster), and ``cpu_chunk=None`` passes the batch whole, for functions
-    whose cost is per call;
+    whose cost is per call; a function of the severity's parameters returns either;
     ``compile=True`` lets ``apply(..., compile=True)`` run it through ``torch.compile``
     (for functions that trace without graph breaks and gain from fusion).
     """
@@ -196,6 +196,7 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
     # whole batches). uint8 kernels keep narrower temporaries: twice the images per chunk.
     native = corruption.uint8_fn is not None and images.dtype == torch.uint8
     chunk = corruption.extra.get("cpu_chunk", _CPU_CHUNK)
+    chunk = chunk(p) if callable(chunk) else chunk
     step = b if images.device.type != "cpu" or chunk is None else \
         max(1, chunk * (2 if native else 1) // images[0].numel())
     if step >= b:  # one call: its result as it is when fresh and laid out like the input (no copy)
