@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import ops
-from .registry import register
+from .registry import CPU_CHUNK, register
 from .rng import Stream
 
 
@@ -38,12 +38,12 @@ def _defocus_kernel(p: Defocus) -> torch.Tensor:
 
 
 def _defocus_chunk(p: Defocus) -> int:
-    """Eight 224 px images per CPU call where ``filter2d`` convolves directly, else the default 2^19 elements.
+    """Eight 224 px images per CPU call where ``filter2d`` convolves directly, else the default chunk.
 
     The depthwise convolution vectorises over planes (24 per call ran 2x faster than
     9); the FFT of larger kernels was fastest on a few images at a time.
     """
-    return 8 * 3 * 224 * 224 if _defocus_kernel(p).numel() <= ops.DIRECT_TAPS else 1 << 19
+    return 8 * 3 * 224 * 224 if _defocus_kernel(p).numel() <= ops.DIRECT_TAPS else CPU_CHUNK
 
 
 @register("defocus_blur", tables={

@@ -21,7 +21,7 @@ import torch
 from .rng import Stream, is_compiling, sample_keys
 
 CorruptionFn = Callable[..., torch.Tensor]
-_CPU_CHUNK = 1 << 19  # elements per call of a corruption function on CPU (see apply)
+CPU_CHUNK = 1 << 19  # elements per call of a corruption function on CPU (see apply)
 
 SUITES: dict[str, tuple[str, ...]] = {
     "imagenet-c": (
@@ -84,7 +84,7 @@ def register(name: str, tables: Mapping[int, Sequence[Any]] | Sequence[Any], *, 
     """Register ``fn`` under ``name`` with its severity table(s) (a sequence means one table).
 
     ``cpu_chunk=N`` (kept in ``extra``) sets how many elements of a CPU batch ``apply``
-    passes per call (default ``_CPU_CHUNK``, cache-sized; set where another size
+    passes per call (default ``CPU_CHUNK``, cache-sized; set where another size
     measured faster), and ``cpu_chunk=None`` passes the batch whole, for functions
     whose cost is per call; a function of the severity's parameters returns either;
     ``compile=True`` lets ``apply(..., compile=True)`` run it through ``torch.compile``
@@ -195,7 +195,7 @@ def apply(images: torch.Tensor, name: str, severity: int, *, seed: int = 0,
     # draws are per sample, so the result is the same. ``cpu_chunk`` resizes the chunks (None:
     # whole batches). uint8 kernels keep narrower temporaries: twice the images per chunk.
     native = corruption.uint8_fn is not None and images.dtype == torch.uint8
-    chunk = corruption.extra.get("cpu_chunk", _CPU_CHUNK)
+    chunk = corruption.extra.get("cpu_chunk", CPU_CHUNK)
     chunk = chunk(p) if callable(chunk) else chunk
     step = b if images.device.type != "cpu" or chunk is None else \
         max(1, chunk * (2 if native else 1) // images[0].numel())
