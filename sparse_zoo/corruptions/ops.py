@@ -232,17 +232,33 @@ def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
 def clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     """The reference's ``clipped_zoom``: zoom into the centre by ``zoom`` >= 1, keeping the size.
 
-    It crops the central ``ceil(n / zoom)`` pixels of each axis, zooms them with
-    ``scipy.ndimage.zoom(order=1)`` to ``round(crop * zoom)`` pixels (bilinear with the
-    corner pixels mapped onto each other: ``align_corners=True``) and trims the
-    centre back out. Returns a view; on CPU channels-last inputs with many channels (a batch
-    as the B*C channels of one image) are fastest: the kernel vectorises over channels.
+    It crops the central ``ceil(n / zoom)`` pixels of each axis (:func:`zoom_crop_size`)
+    and zooms them with :func:`zoom_centre`. Returns a view; on CPU channels-last inputs
+    with many channels (a batch as the B*C channels of one image) are fastest: the kernel
+    vectorises over channels.
     """
     h, w = x.shape[-2:]
-    ch, cw = math.ceil(h / zoom), math.ceil(w / zoom)
+    ch, cw = zoom_crop_size(h, w, zoom)
     top, left = (h - ch) // 2, (w - cw) // 2
+    return zoom_centre(x[..., top:top + ch, left:left + cw], zoom, (h, w))
+
+
+def zoom_crop_size(h: int, w: int, zoom: float) -> tuple[int, int]:
+    """The central crop that ``clipped_zoom`` reads: ``ceil(n / zoom)`` pixels of each axis."""
+    return math.ceil(h / zoom), math.ceil(w / zoom)
+
+
+def zoom_centre(crop: torch.Tensor, zoom: float, size: tuple[int, int]) -> torch.Tensor:
+    """``clipped_zoom`` of an image of ``size`` given only its central crop: callers that
+    draw a random layer to zoom draw just the crop.
+
+    The crop is zoomed with ``scipy.ndimage.zoom(order=1)`` to ``round(crop * zoom)``
+    pixels (bilinear with the corner pixels mapped onto each other: ``align_corners=True``)
+    and the centre trimmed back out.
+    """
+    (ch, cw), (h, w) = crop.shape[-2:], size
     oh, ow = round(ch * zoom), round(cw * zoom)
-    y = F.interpolate(x[..., top:top + ch, left:left + cw], size=(oh, ow), mode="bilinear", align_corners=True)
+    y = F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
     top, left = (oh - h) // 2, (ow - w) // 2
     return y[..., top:top + h, left:left + w]
 

@@ -115,7 +115,8 @@ def frost(x: torch.Tensor, p: tuple[float, float, float], rng: Stream, *,
 def snow(x: torch.Tensor, p: tuple[float, ...], rng: Stream) -> torch.Tensor:
     loc, scale, zoom, threshold, radius, sigma, weight = p
     b, _, h, w = x.shape
-    layer = ops.clipped_zoom(rng.normal(1, h, w, mean=loc, std=scale), zoom)
+    # the reference zooms into a full-size normal layer; only its centre is read, so only that is drawn
+    layer = ops.zoom_centre(rng.normal(1, *ops.zoom_crop_size(h, w, zoom), mean=loc, std=scale), zoom, (h, w))
     layer = torch.where(layer < threshold, 0.0, layer)
     layer = torch.floor(layer.clamp(0.0, 1.0) * 255.0) / 255.0  # the reference stores the layer as uint8 ...
     layer = _magick_motion_blur(layer, radius, sigma, rng.uniform(1, low=-135.0, high=-45.0)[:, 0])
