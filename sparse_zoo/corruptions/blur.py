@@ -5,6 +5,7 @@ table, with the blur sizes taken as given in pixels.
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -27,8 +28,9 @@ class Defocus(NamedTuple):
     alias_blur: float
 
 
+@functools.lru_cache(maxsize=64)
 def _defocus_kernel(p: Defocus) -> torch.Tensor:
-    """The reference's anti-aliased disk (``ops.disk_kernel``) without the all-zero margin of its grid."""
+    """The reference's anti-aliased disk (``ops.disk_kernel``) without its grid's all-zero margin; cached, read-only."""
     kernel = ops.disk_kernel(p.radius, p.alias_blur)
     nonzero = kernel.abs().sum(0).nonzero()
     lo, hi = int(nonzero.min()), int(nonzero.max())

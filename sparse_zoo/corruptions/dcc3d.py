@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from . import codec
 from .depth import points, resolve
 from .noise import shot_noise
-from .ops import apply_matrices, cv2_gaussian_kernel1d, filter_matrix
+from .ops import apply_matrices, cv2_gaussian_kernel1d, filter_matrix, parallel_map
 from .registry import register
 from .rng import Stream
 
@@ -103,7 +103,8 @@ def refocus(x: torch.Tensor, depth: torch.Tensor, p: Focus) -> torch.Tensor:
     norm = wl + wr
     out = torch.zeros_like(x)
     for j in range(N_QUANTILES + 1):
-        touched = ((left == j) | (right == j)).view(b, h, w)
+        is_left, is_right = left == j, right == j
+        touched = (is_left | is_right).view(b, h, w)
         if not bool(touched.any()):
             continue
         # blur only the rows and columns this octile's weights touch, plus the kernel's reach:
@@ -111,7 +112,7 @@ def refocus(x: torch.Tensor, depth: torch.Tensor, p: Focus) -> torch.Tensor:
         r = radii[:, j]
         reach = max(_taps(v) for v in r.tolist()) // 2
         ys, xs = _band(touched.any(2).any(0), reach), _band(touched.any(1).any(0), reach)
-        weight = ((wl * (left == j) + wr * (right == j)) / norm).view(b, 1, h, w)[..., ys, xs]
+        weight = ((wl * is_left + wr * is_right) / norm).view(b, 1, h, w)[..., ys, xs]
         crop = x[..., ys, xs]
         if reach:
             crop = apply_matrices(crop, _gaussian_matrices(crop.shape[-2], r), _gaussian_matrices(crop.shape[-1], r))
@@ -388,7 +389,7 @@ def bit_error(x: torch.Tensor, amount: int, rng: Stream) -> torch.Tensor:
     """
     enc = codec.encoder("libx264", ())
     images = codec.frames(x)
-    streams = codec.parallel_map(
+    streams = parallel_map(
         lambda image: codec.encode(np.ascontiguousarray(image), enc, SOURCE, global_header=True), list(images))
     longest = max(len(data) for data, _ in streams)
     draws, values = (rng.bits(longest).cpu().numpy().astype(np.uint32) for _ in range(2))
@@ -397,4 +398,4 @@ def bit_error(x: torch.Tensor, amount: int, rng: Stream) -> torch.Tensor:
         data, extradata = streams[i]
         decoded = codec.decode(corrupt_bytes(data, amount, draws[i], values[i]), enc, extradata)
         return np.full_like(images[i], 128) if decoded is None or decoded.shape != images[i].shape else decoded
-    return codec.from_frames(codec.parallel_map(damaged, range(len(images))), x)
+    return codec.from_frames(parallel_map(damaged, range(len(images))), x)
