@@ -229,6 +229,20 @@ def test_pad_equals_numpy_pad(mode, numpy_mode, widths, dtype):
     assert np.array_equal(ops.pad(x, left, right, top, bottom, mode).numpy(), expected)
 
 
+
+@pytest.mark.parametrize("op", [torch.lt, torch.le, torch.gt, torch.ge, torch.eq])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32, torch.uint8])
+def test_compare_gives_the_comparison_as_zeros_and_ones(op, dtype):
+    """ops.compare against the bool comparison, for scalar and broadcast tensor operands."""
+    from sparse_zoo.corruptions import ops
+    a = torch.randint(0, 6, (2, 3, 4, 5)).to(dtype)
+    b = torch.randint(0, 6, (2, 1, 4, 5)).to(dtype)
+    for other in (3, b):
+        out = ops.compare(op, a, other)
+        assert out.dtype == dtype and out.shape == a.shape
+        assert torch.equal(out, op(a, other).to(dtype))
+    assert torch.equal(ops.compare(op, a, b, torch.int32), op(a, b).to(torch.int32))
+
 ALL = sorted({n for suite in ("cifar-c", "imagenet-c-bar", "3dcc") for n in corruptions.names(suite)})
 
 

@@ -59,9 +59,9 @@ def saturate(x: torch.Tensor, p: Saturation, rng: Stream) -> torch.Tensor:
     delta = v - x.amin(1, keepdim=True)
     s = delta / v.clamp(min=1e-12)
     s_new = (s * p.scale + p.shift).clamp_(0.0, 1.0)
-    coloured = v - (v - x) * (s_new / s.clamp(min=1e-12))
-    grey = v - v * s_new * torch.tensor([0.0, 1.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return torch.where(delta > 0, coloured, grey)
+    coloured = v - (v - x) * (s_new / s.clamp(min=1e-12))  # grey pixels: v, as x = v there
+    red = torch.tensor([0.0, 1.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return coloured - v * s_new * red * ops.compare(torch.le, delta, 0.0)  # a 0 / 1 mask: faster than where
 
 
 @register("jpeg_compression", tables={32: (80, 65, 58, 50, 40), 64: (65, 58, 50, 40, 25),

@@ -88,7 +88,8 @@ def impulse_noise_uint8(x: torch.Tensor, amount: float, rng: Stream) -> torch.Te
     flip, salt = (math.floor(float(np.float32(t)) * (1 << 23) - 0.5) for t in (amount, amount / 2))
 
     def masks(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # 255 where kept / where salt, else 0
-        return (k > flip).view(torch.uint8).neg_(), (k <= salt).view(torch.uint8).neg_()
+        return (ops.compare(torch.gt, k, flip, torch.uint8).neg_(),
+                ops.compare(torch.le, k, salt, torch.uint8).neg_())
     keep, salt_mask = rng.map_uniform_ints(masks, 2, *x.shape[1:]).unbind(1)
     return (x & keep).bitwise_or_(salt_mask)
 
