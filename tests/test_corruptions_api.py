@@ -243,6 +243,14 @@ def test_compare_gives_the_comparison_as_zeros_and_ones(op, dtype):
         assert torch.equal(out, op(a, other).to(dtype))
     assert torch.equal(ops.compare(op, a, b, torch.int32), op(a, b).to(torch.int32))
 
+
+@pytest.mark.parametrize("threshold", [0.69, 0.8, 0.0, -0.25])
+def test_zero_below_equals_where(threshold):
+    """ops.zero_below keeps values equal to the threshold (in float32) and zeroes those below."""
+    from sparse_zoo.corruptions import ops
+    x = torch.cat((torch.randn(1000), torch.full((5,), threshold), torch.tensor([-1.0, 2.0])))
+    assert torch.equal(ops.zero_below(x, threshold), torch.where(x < threshold, 0.0, x))
+
 ALL = sorted({n for suite in ("cifar-c", "imagenet-c-bar", "3dcc") for n in corruptions.names(suite)})
 
 

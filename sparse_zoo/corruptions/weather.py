@@ -117,7 +117,7 @@ def snow(x: torch.Tensor, p: tuple[float, ...], rng: Stream) -> torch.Tensor:
     b, _, h, w = x.shape
     # the reference zooms into a full-size normal layer; only its centre is read, so only that is drawn
     layer = ops.zoom_centre(rng.normal(1, *ops.zoom_crop_size(h, w, zoom), mean=loc, std=scale), zoom, (h, w))
-    layer = torch.where(layer < threshold, 0.0, layer)
+    layer = ops.zero_below(layer, threshold)
     layer = torch.floor(layer.clamp(0.0, 1.0) * 255.0) / 255.0  # the reference stores the layer as uint8 ...
     layer = _magick_motion_blur(layer, radius, sigma, rng.uniform(1, low=-135.0, high=-45.0)[:, 0])
     layer = ops.quantize(layer)  # ... and ImageMagick writes it back as 8-bit PNG
@@ -245,10 +245,10 @@ def spatter(x: torch.Tensor, p: tuple[float, ...], rng: Stream) -> torch.Tensor:
     loc, scale, sigma, threshold, strength, mud = p
     b, c, h, w = x.shape
     liquid = ops.gaussian_blur(rng.normal(1, h, w, mean=loc, std=scale), sigma)
-    liquid = torch.where(liquid < threshold, 0.0, liquid)
+    liquid = ops.zero_below(liquid, threshold)
     if mud:
         m = ops.gaussian_blur((liquid > threshold).float(), strength)
-        m = torch.where(m < 0.8, 0.0, m)
+        m = ops.zero_below(m, 0.8)
         return x * (1 - m) + m * x.new_tensor(_MUD[:c] if c == 3 else (sum(_MUD) / 3,)).view(1, c, 1, 1)
     levels = torch.floor((liquid * 255.0).clamp(0, 255))          # astype(np.uint8)
     dist = distance_to(canny(levels, 50.0, 150.0), 20.0)          # distanceTransform + THRESH_TRUNC at 20
