@@ -18,7 +18,7 @@ import av
 import numpy as np
 import torch
 
-from .ops import parallel_map, to_uint8
+from .ops import parallel_map, to_uint8, truncate_uint8
 
 FPS = 25  # moviepy's and the reference videos' frame rate
 MIN_SIZE = 16  # x265 refuses smaller frames
@@ -110,7 +110,7 @@ def frames(x: torch.Tensor) -> np.ndarray:
     b, c, h, w = x.shape
     rgb = to_uint8(x.expand(b, 3, h, w) if c == 1 else x).cpu()
     pad_w, pad_h = max(MIN_SIZE, w + w % 2) - w, max(MIN_SIZE, h + h % 2) - h
-    rgb = torch.nn.functional.pad(rgb.float(), (0, pad_w, 0, pad_h), mode="replicate").to(torch.uint8)
+    rgb = truncate_uint8(torch.nn.functional.pad(rgb.float(), (0, pad_w, 0, pad_h), mode="replicate"))
     return rgb.permute(0, 2, 3, 1).numpy()
 
 

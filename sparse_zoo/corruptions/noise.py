@@ -48,10 +48,10 @@ def shot_noise(x: torch.Tensor, photons: float, rng: Stream) -> torch.Tensor:
     scaled = x * 255.0
     levels = scaled.round()
     if torch.equal(levels / 255.0, x):
-        return ops.poisson_levels(rng, levels.to(torch.uint8), photons).to(x.dtype).div_(photons)
+        return ops.poisson_levels(rng, levels.to(torch.int32), photons).to(x.dtype).div_(photons)
     below = scaled.floor_().clamp_(0.0, 255.0)
     rest = (x * photons).sub_(below.div(255.0).mul_(photons)).clamp_(min=0.0)  # minus the table's float32 rate
-    counts = ops.poisson_levels(rng, below.to(torch.uint8), photons).to(x.dtype)
+    counts = ops.poisson_levels(rng, below.to(torch.int32), photons).to(x.dtype)
     return counts.add_(ops.poisson(rng, rest)).div_(photons)
 
 

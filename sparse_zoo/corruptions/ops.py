@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .rng import Stream, sample_keys, tensor_cache
+from .rng import Stream, is_compiling, sample_keys, tensor_cache
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -478,7 +478,26 @@ def warp_affine(x: torch.Tensor, matrix: torch.Tensor, mode: str = "mirror") -> 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Float [0, 1] to uint8 by rounding (an image that came from uint8 round-trips exactly)."""
-    return x.mul(255.0).clamp_(0.0, 255.0).add_(0.5).to(torch.uint8)  # truncating x + 0.5 rounds half up
+    return truncate_uint8(x.mul(255.0).clamp_(0.0, 255.0).add_(0.5))  # truncating x + 0.5 rounds half up
+
+
+_CAST_BLOCK = 1 << 19  # elements per int32 temporary of truncate_uint8
+
+
+def truncate_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Floats in [0, 255] to uint8 by truncation, like ``np.uint8``.
+
+    The values of ``x.to(torch.uint8)``. On CPU, torch's float-to-uint8 cast does not
+    vectorise; through int32, 2^19 elements at a time (whole batches would fault in
+    a fresh int32 copy), it ran 2-3x faster at 224 px (batches of 1M-10M elements).
+    """
+    if x.device.type != "cpu" or is_compiling():
+        return x.to(torch.uint8)
+    flat = x.reshape(-1)
+    out = torch.empty(flat.shape, dtype=torch.uint8)
+    for start in range(0, flat.numel(), _CAST_BLOCK):
+        out[start:start + _CAST_BLOCK] = flat[start:start + _CAST_BLOCK].to(torch.int32)
+    return out.view(x.shape)
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -745,10 +764,10 @@ def _poisson_inversion(lam: torch.Tensor, u: torch.Tensor, block: int, max_steps
         p = torch.exp(-lam_b)
         cdf = p.clone()
         k = torch.zeros_like(lam_b)
-        below = torch.empty_like(lam_b, dtype=torch.bool)
+        below = torch.empty_like(lam_b)  # 0 / 1 floats: a bool mask is slower to fill, test and add
         for step in range(1, max_steps + 1):
             torch.gt(u_b, cdf, out=below)
-            if step % 4 == 1 and not below.any():
+            if step % 4 == 1 and not bool(below.any()):
                 break
             k += below
             p.mul_(lam_b).mul_(1.0 / step)

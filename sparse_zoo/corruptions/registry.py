@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from . import ops
 from .rng import Stream, is_compiling, sample_keys
 
 CorruptionFn = Callable[..., torch.Tensor]
@@ -228,7 +229,7 @@ def _run(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tenso
     x = images.to(torch.float32)
     x = x / 255.0 if images.dtype == torch.uint8 else x
     y = corruption.fn(x, p, rng, **kwargs).clamp_(0.0, 1.0)
-    return y.mul_(255.0).to(torch.uint8) if images.dtype == torch.uint8 else y  # truncates, like np.uint8
+    return ops.truncate_uint8(y.mul_(255.0)) if images.dtype == torch.uint8 else y  # truncates, like np.uint8
 
 
 def check_compile(device: torch.device | str) -> None:

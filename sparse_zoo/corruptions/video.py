@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .ops import truncate_uint8
 from .registry import apply, names
 from .rng import Stream, sample_keys
 
@@ -251,7 +252,7 @@ def rgb_to_yuv420(frames: torch.Tensor) -> torch.Tensor:
     ycc = torch.einsum("ck,tkhw->tchw", _RGB_TO_YCBCR, frames.float() / 255) + _YCBCR_OFFSET.view(1, 3, 1, 1)
     y = ycc[:, 0].round().clamp(0, 255)
     uv = F.avg_pool2d(ycc[:, 1:], 2).round().clamp(0, 255).reshape(t, 2, h // 4, w)
-    return torch.cat([y, uv[:, 0], uv[:, 1]], 1).to(torch.uint8)
+    return truncate_uint8(torch.cat([y, uv[:, 0], uv[:, 1]], 1))
 
 
 def yuv420_to_rgb(planes: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -261,7 +262,7 @@ def yuv420_to_rgb(planes: torch.Tensor, h: int, w: int) -> torch.Tensor:
     uv = planes[:, h:].float().reshape(t, 2, h // 2, w // 2).repeat_interleave(2, -2).repeat_interleave(2, -1)
     ycc = torch.cat([y.unsqueeze(1), uv], 1) - _YCBCR_OFFSET.view(1, 3, 1, 1)
     rgb = torch.einsum("ck,tkhw->tchw", torch.linalg.inv(_RGB_TO_YCBCR), ycc) * 255
-    return rgb.round().clamp(0, 255).to(torch.uint8)
+    return truncate_uint8(rgb.round().clamp(0, 255))
 
 
 def h264_roundtrip(frames: torch.Tensor, crf: int, *, fps: int = 25, preset: str = "medium") -> torch.Tensor:
@@ -275,7 +276,7 @@ def h264_roundtrip(frames: torch.Tensor, crf: int, *, fps: int = 25, preset: str
     import av
 
     t, _, h, w = frames.shape
-    src = F.pad(frames.float(), (0, -w % 16, 0, -h % 16), mode="replicate").to(torch.uint8)
+    src = truncate_uint8(F.pad(frames.float(), (0, -w % 16, 0, -h % 16), mode="replicate"))
     planes = rgb_to_yuv420(src).numpy()
     enc = av.CodecContext.create("libx264", "w")
     enc.width, enc.height, enc.pix_fmt = src.shape[-1], src.shape[-2], "yuv420p"
@@ -297,7 +298,7 @@ def h264_roundtrip(frames: torch.Tensor, crf: int, *, fps: int = 25, preset: str
 @register_video("compression_h264", H264_CRF, temporal=False,
                 notes="H.264 (libx264, yuv420p) round trip of the whole clip at this CRF")
 def _compression_h264(x: torch.Tensor, crf: int, draws: Draws) -> torch.Tensor:
-    u8 = x if x.dtype == torch.uint8 else (x * 255.0).round().to(torch.uint8)
+    u8 = x if x.dtype == torch.uint8 else truncate_uint8((x * 255.0).round())
     rgb = u8.expand(-1, -1, 3, -1, -1) if u8.shape[2] == 1 else u8
     out = torch.stack([h264_roundtrip(clip.cpu(), crf) for clip in rgb])
     out = out[:, :, :1] if u8.shape[2] == 1 else out
