@@ -227,7 +227,8 @@ def _run(corruption: Corruption, images: torch.Tensor, p: Any, keys: torch.Tenso
             and (corruption.uint8_compiles or not is_compiling()):
         return corruption.uint8_fn(images, p, rng, **kwargs)
     x = images.to(torch.float32)
-    x = x / 255.0 if images.dtype == torch.uint8 else x
+    if images.dtype == torch.uint8:
+        x.div_(255.0)  # a fresh copy: scaled in place
     y = corruption.fn(x, p, rng, **kwargs).clamp_(0.0, 1.0)
     return ops.truncate_uint8(y.mul_(255.0)) if images.dtype == torch.uint8 else y  # truncates, like np.uint8
 
