@@ -251,6 +251,16 @@ def test_zero_below_equals_where(threshold):
     x = torch.cat((torch.randn(1000), torch.full((5,), threshold), torch.tensor([-1.0, 2.0])))
     assert torch.equal(ops.zero_below(x, threshold), torch.where(x < threshold, 0.0, x))
 
+
+def test_truncate_uint8_equals_the_direct_cast():
+    """ops.truncate_uint8 (int32 blocks on CPU) against .to(uint8), across a block boundary and on a strided view."""
+    from sparse_zoo.corruptions import ops
+    x = torch.rand(2, 3, 300, 500) * 255.0  # 900,000 elements: two blocks of 2^19
+    x.view(-1)[:4] = torch.tensor([0.0, 254.9999, 255.0, 127.5])
+    assert torch.equal(ops.truncate_uint8(x), x.to(torch.uint8))
+    view = x.permute(0, 2, 3, 1)
+    assert torch.equal(ops.truncate_uint8(view), view.to(torch.uint8))
+
 ALL = sorted({n for suite in ("cifar-c", "imagenet-c-bar", "3dcc") for n in corruptions.names(suite)})
 
 
