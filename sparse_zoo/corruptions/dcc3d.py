@@ -105,6 +105,7 @@ def refocus(x: torch.Tensor, depth: torch.Tensor, p: Focus) -> torch.Tensor:
     left = left.view(b, 1, h, w)
     # per row / column, how many pixels have each left octile (bincount, not bool masks: those are slow on CPU)
     rows, cols = (_octile_counts(left, dim) for dim in (2, 3))
+    left = left.to(x.dtype)  # compared as floats: 0 / 1 masks of x's dtype
     out = torch.zeros_like(x)
     for j in range(N_QUANTILES + 1):  # octile j weighs the pixels whose left octile is j (wl) or j - 1 (wr)
         used_rows, used_cols = rows[:, j] + rows[:, j + 1] > 0, cols[:, j] + cols[:, j + 1] > 0
@@ -115,7 +116,7 @@ def refocus(x: torch.Tensor, depth: torch.Tensor, p: Focus) -> torch.Tensor:
         r = radii[:, j]
         reach = max(_taps(v) for v in r.tolist()) // 2
         ys, xs = _band(used_rows, reach), _band(used_cols, reach)
-        octile = left[..., ys, xs].to(x.dtype)
+        octile = left[..., ys, xs]
         weight = wl[..., ys, xs] * compare(torch.eq, octile, float(j)) \
             + wr[..., ys, xs] * compare(torch.eq, octile, float(j - 1))
         crop = x[..., ys, xs]
